@@ -1,0 +1,1 @@
+"""Adapters to the outside world: store, HTTP, ONNX Runtime, Pillow."""

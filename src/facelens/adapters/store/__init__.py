@@ -1,0 +1,1 @@
+"""SQLAlchemy store: the state and the queue (transactional outbox)."""

@@ -1,0 +1,1 @@
+"""Detection pre- and post-processing (pure NumPy)."""

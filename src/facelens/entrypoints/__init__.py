@@ -1,0 +1,1 @@
+"""Entrypoints: settings, wiring, the HTTP API and the CLI."""

@@ -1,0 +1,1 @@
+"""The `facelens` command line (typer)."""
