@@ -10,6 +10,7 @@
     │   └── InternalTaskError       INTERNAL_ERROR
     ├── InsufficientCredits         API code 100040
     ├── InvalidKey                  API code 100030
+    ├── InvalidParameter            API code 100010
     ├── NotFound                    unknown or foreign id
     ├── StoreUnavailable            the database cannot be reached
     └── ModelError                  model file missing, wrong checksum, bad graph
@@ -78,3 +79,12 @@ class StoreUnavailable(FacelensError):
 
 class ModelError(FacelensError):
     pass
+
+
+class InvalidParameter(FacelensError):
+    """A request field is wrong (API code 100010); the message names the field."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(f"invalid parameter {field}: {problem}")
+        self.field = field
+        self.problem = problem

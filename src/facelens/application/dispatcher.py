@@ -1,0 +1,108 @@
+"""The callback dispatcher: sends due deliveries from the outbox and records each try.
+
+Only HTTP 200 confirms. Anything else is retried on the schedule (default 5 s, 30 s,
+120 s, 300 s after the failed attempt), then the delivery is marked failed. The store
+keeps a task's complete callback back until its start callback is settled, and a
+delivery is held by one dispatcher at a time under a lease, so a 200 is recorded once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from facelens.application.ports import CallbackSender, Clock, Store
+from facelens.application.waiting import wait_first
+from facelens.core.callbacks import webhook_id
+from facelens.core.domain import DeliveryAttempt, DeliveryJob
+from facelens.core.errors import StoreUnavailable
+from facelens.core.retry import DEFAULT_SCHEDULE_S, next_attempt_at
+from facelens.core.webhooks.signing import webhook_headers
+
+log = logging.getLogger("facelens.dispatcher")
+
+
+@dataclass(frozen=True, slots=True)
+class DispatcherConfig:
+    dispatcher_id: str
+    schedule_s: Sequence[float] = DEFAULT_SCHEDULE_S
+    concurrency: int = 16
+    lease_ms: int = 60_000
+    poll_interval_s: float = 0.5
+    max_backoff_s: float = 10.0
+
+
+class Dispatcher:
+    def __init__(
+        self, store: Store, sender: CallbackSender, clock: Clock, config: DispatcherConfig
+    ) -> None:
+        self._store = store
+        self._sender = sender
+        self._clock = clock
+        self._config = config
+        self._wakeup = asyncio.Event()
+
+    def wake(self) -> None:
+        self._wakeup.set()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        backoff = self._config.poll_interval_s
+        while not stop.is_set():
+            try:
+                self._wakeup.clear()
+                jobs = await self._store.claim_deliveries(
+                    self._config.dispatcher_id,
+                    self._config.concurrency,
+                    self._config.lease_ms,
+                    self._clock.now_ms(),
+                )
+                backoff = self._config.poll_interval_s
+            except StoreUnavailable as exc:
+                log.warning("dispatcher: store unavailable (%s)", exc)
+                await wait_first(backoff, stop)
+                backoff = min(backoff * 2, self._config.max_backoff_s)
+                continue
+            if jobs:
+                # Finish what was claimed even when asked to stop: sends are bounded by
+                # the callback timeout, and an unrecorded 200 would be sent twice.
+                await asyncio.gather(*(self._deliver(job) for job in jobs))
+                continue
+            await wait_first(self._config.poll_interval_s, stop, self._wakeup)
+
+    async def _deliver(self, job: DeliveryJob) -> None:
+        body = job.body.encode("utf-8")
+        msg_id = webhook_id(job.task_id, job.process_status)
+        headers = webhook_headers(job.webhook_secret, msg_id, self._clock.now_ms() // 1000, body)
+        started = time.perf_counter()
+        response = await self._sender.post(job.callback_url, body, headers)
+        duration_ms = int((time.perf_counter() - started) * 1000)
+        now = self._clock.now_ms()
+        delivered = response.http_status == 200
+        attempts = job.attempts + 1
+        retry_at = None if delivered else next_attempt_at(attempts, now, self._config.schedule_s)
+        attempt = DeliveryAttempt(
+            attempted_at_ms=now,
+            http_status=response.http_status,
+            error=response.error,
+            duration_ms=duration_ms,
+        )
+        log.info(
+            "task %d: callback %d attempt %d -> %s%s",
+            job.task_id,
+            int(job.process_status),
+            attempts,
+            response.http_status if response.http_status is not None else response.error,
+            "" if delivered else (" (gave up)" if retry_at is None else " (will retry)"),
+        )
+        for delay in (0.5, 1.0, 2.0, 4.0, 8.0):
+            try:
+                await self._store.record_delivery_attempt(
+                    job.id, self._config.dispatcher_id, attempt, delivered, retry_at
+                )
+                return
+            except StoreUnavailable as exc:
+                log.warning("task %d: cannot record callback attempt yet (%s)", job.task_id, exc)
+                await asyncio.sleep(delay)
