@@ -78,7 +78,7 @@ class TaskService:
     ) -> SubmitResult:
         if aigc_type != AIGC_TYPE:
             raise InvalidParameter("aigc_type", f"must be {AIGC_TYPE!r}")
-        self._check_url("callback_url", callback_url)
+        self.check_url("callback_url", callback_url)
         if not raw_tasks:
             raise InvalidParameter("task_list", "must contain at least one task")
         if len(raw_tasks) > self.rules.max_tasks:
@@ -135,7 +135,7 @@ class TaskService:
 
     def _intake(self, index: int, raw: RawTask) -> NewTask:
         prefix = f"task_list[{index}].additional_params"
-        self._check_url(f"{prefix}.target_image_url", raw.image_url)
+        self.check_url(f"{prefix}.target_image_url", raw.image_url)
         params = raw.callback_params if raw.callback_params is not None else {}
         if len(dump_json(params).encode()) > self.rules.max_callback_params_bytes:
             raise InvalidParameter(
@@ -148,7 +148,8 @@ class TaskService:
             options=self.parse_options(prefix, raw.options),
         )
 
-    def _check_url(self, name: str, url: str) -> None:
+    def check_url(self, name: str, url: str) -> None:
+        """Raises InvalidParameter naming `name` when the URL's form is refused."""
         if self.rules.url_check is None:
             return
         try:

@@ -1,0 +1,3 @@
+from facelens.entrypoints.cli.main import main
+
+main()

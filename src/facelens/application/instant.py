@@ -1,0 +1,74 @@
+"""Synchronous detection (`POST /api/face/detect`): one credit, the answer at once.
+
+The credit is charged before the work and refunded if the image cannot be analysed,
+the same rule as for queued tasks.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from facelens.application.pipeline import Analysis, ImagePipeline
+from facelens.application.ports import Clock, Store
+from facelens.core.domain import Account, DetectOptions, TaskOutcome
+from facelens.core.errors import TaskFailure
+
+log = logging.getLogger("facelens.instant")
+
+_Work = Callable[[], Awaitable[Analysis]]
+
+
+@dataclass(slots=True)
+class InstantDetection:
+    store: Store
+    clock: Clock
+    pipeline: ImagePipeline
+    refund_failed: bool = True
+
+    async def from_url(self, account: Account, url: str, options: DetectOptions) -> TaskOutcome:
+        return await self._charged(account, lambda: self.pipeline.from_url(url, options))
+
+    async def from_bytes(
+        self, account: Account, data: bytes, content_type: str, options: DetectOptions
+    ) -> TaskOutcome:
+        return await self._charged(
+            account, lambda: self.pipeline.from_bytes(data, content_type, options)
+        )
+
+    async def _charged(self, account: Account, work: _Work) -> TaskOutcome:
+        await self.store.charge(account.id, 1, "detect", self.clock.now_ms())
+        started = time.perf_counter()
+        try:
+            analysis = await work()
+        except TaskFailure as failure:
+            outcome = TaskOutcome(
+                result_code=-1,
+                error_code=failure.error_code,
+                error_info=failure.message,
+                ended_at_ms=self.clock.now_ms(),
+            )
+        except Exception:
+            log.exception("account %d: unexpected error in synchronous detect", account.id)
+            outcome = TaskOutcome(
+                result_code=-1,
+                error_code="INTERNAL_ERROR",
+                error_info="internal error while analysing the image",
+                ended_at_ms=self.clock.now_ms(),
+            )
+        else:
+            outcome = TaskOutcome(
+                result_code=1,
+                faces=tuple(analysis.faces),
+                image_width=analysis.width,
+                image_height=analysis.height,
+                ended_at_ms=self.clock.now_ms(),
+            )
+        if not outcome.succeeded and self.refund_failed:
+            await self.store.add_credits(account.id, 1, "refund", self.clock.now_ms())
+        log.debug(
+            "account %d: detect took %.1f ms", account.id, (time.perf_counter() - started) * 1e3
+        )
+        return outcome

@@ -1,0 +1,118 @@
+"""The `{code, message, data}` envelope and the mapping of errors onto it.
+
+Business outcomes answer HTTP 200 with a code (clients of the hosted API read `code`);
+the extensions use 404 for unknown ids, and unexpected trouble answers 100099 with HTTP
+500 (503 with Retry-After when the database is unreachable) and only a request id:
+never a stack trace.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from facelens.core.errors import (
+    InsufficientCredits,
+    InvalidKey,
+    InvalidParameter,
+    NotFound,
+    StoreUnavailable,
+)
+
+log = logging.getLogger("facelens.api")
+
+SUCCESS = 100000
+INVALID_PARAMETERS = 100010
+ACCESS_DENIED = 100030
+INSUFFICIENT_CREDITS = 100040
+UNKNOWN_ERROR = 100099
+
+MESSAGES = {
+    SUCCESS: "Request Success",
+    INVALID_PARAMETERS: "Invalid parameters",
+    ACCESS_DENIED: "Access denied",
+    INSUFFICIENT_CREDITS: "Insufficient credits balance",
+    UNKNOWN_ERROR: "Unknown error",
+}
+
+
+def envelope(
+    code: int,
+    data: Any = None,
+    message: str | None = None,
+    status: int = 200,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    body = {"code": code, "message": message or MESSAGES[code], "data": data}
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def request_id(request: Request) -> str:
+    return str(getattr(request.state, "request_id", "-"))
+
+
+def describe_validation(exc: RequestValidationError) -> str:
+    """The first problem, naming the field the way the request spells it."""
+    for error in exc.errors():
+        loc = [str(part) for part in error.get("loc", ()) if part != "body"]
+        if error.get("type") == "json_invalid":
+            return "invalid parameter body: not valid JSON"
+        field = ""
+        for part in loc:
+            field += f"[{part}]" if part.isdigit() else (f".{part}" if field else part)
+        return f"invalid parameter {field or 'body'}: {error.get('msg', 'invalid')}"
+    return "invalid parameters"
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    async def on_validation(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        return envelope(INVALID_PARAMETERS, message=describe_validation(exc))
+
+    async def on_invalid(request: Request, exc: Exception) -> JSONResponse:
+        return envelope(INVALID_PARAMETERS, message=str(exc))
+
+    async def on_key(request: Request, exc: Exception) -> JSONResponse:
+        return envelope(ACCESS_DENIED, message=f"Access denied: {exc}")
+
+    async def on_credits(request: Request, exc: Exception) -> JSONResponse:
+        return envelope(INSUFFICIENT_CREDITS)
+
+    async def on_not_found(request: Request, exc: Exception) -> JSONResponse:
+        return envelope(INVALID_PARAMETERS, message=f"not found: {exc}", status=404)
+
+    async def on_store(request: Request, exc: Exception) -> JSONResponse:
+        log.warning("request %s: store unavailable: %s", request_id(request), exc)
+        return envelope(
+            UNKNOWN_ERROR,
+            message=f"Service temporarily unavailable (request id {request_id(request)})",
+            status=503,
+            headers={"Retry-After": "5"},
+        )
+
+    async def on_http(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, StarletteHTTPException)
+        code = INVALID_PARAMETERS if exc.status_code < 500 else UNKNOWN_ERROR
+        return envelope(code, message=str(exc.detail), status=exc.status_code)
+
+    async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.error("request %s: unexpected error", request_id(request), exc_info=exc)
+        return envelope(
+            UNKNOWN_ERROR,
+            message=f"Unknown error (request id {request_id(request)})",
+            status=500,
+        )
+
+    app.add_exception_handler(RequestValidationError, on_validation)
+    app.add_exception_handler(InvalidParameter, on_invalid)
+    app.add_exception_handler(InvalidKey, on_key)
+    app.add_exception_handler(InsufficientCredits, on_credits)
+    app.add_exception_handler(NotFound, on_not_found)
+    app.add_exception_handler(StoreUnavailable, on_store)
+    app.add_exception_handler(StarletteHTTPException, on_http)
+    app.add_exception_handler(Exception, on_unexpected)

@@ -1,0 +1,98 @@
+"""`POST /api/face/detect`: synchronous detection of an upload, a URL or base64 bytes."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+from facelens.core.callbacks import outcome_fields
+from facelens.core.domain import Account, TaskOutcome
+from facelens.core.errors import InvalidParameter
+from facelens.entrypoints.api.deps import AccountDep, RuntimeDep
+from facelens.entrypoints.api.envelope import SUCCESS, envelope
+from facelens.entrypoints.api.schemas import DetectUrlRequest, Envelope
+from facelens.entrypoints.bootstrap import Runtime
+
+router = APIRouter(tags=["detect"])
+
+_OPTION_KEYS = ("score_threshold", "min_face_size", "max_faces", "landmarks", "attributes", "mode")
+
+
+@router.post(
+    "/api/face/detect",
+    response_model=Envelope,
+    openapi_extra={
+        "requestBody": {
+            "content": {
+                "application/json": {"schema": DetectUrlRequest.model_json_schema()},
+                "multipart/form-data": {
+                    "schema": {
+                        "type": "object",
+                        "properties": {
+                            "file": {"type": "string", "format": "binary"},
+                            "options": {"type": "string", "description": "JSON object"},
+                        },
+                        "required": ["file"],
+                    }
+                },
+            }
+        }
+    },
+)
+async def detect(request: Request, account: AccountDep, runtime: RuntimeDep) -> JSONResponse:
+    """Detect faces now: multipart `file` upload, or JSON `image_url` / `image_base64`.
+    One credit, refunded when the image cannot be analysed."""
+    content_type = request.headers.get("content-type", "")
+    if content_type.startswith("multipart/form-data"):
+        outcome = await _from_upload(request, account, runtime)
+    else:
+        outcome = await _from_json(request, account, runtime)
+    data = outcome_fields(outcome)
+    return envelope(SUCCESS, data)
+
+
+async def _from_upload(request: Request, account: Account, runtime: Runtime) -> TaskOutcome:
+    form = await request.form()
+    upload = form.get("file")
+    if upload is None or isinstance(upload, str):
+        raise InvalidParameter("file", "a multipart file field named 'file' is required")
+    raw_options = form.get("options")
+    options: dict[str, Any] = {}
+    if isinstance(raw_options, str) and raw_options.strip():
+        options = _json_object("options", raw_options)
+    parsed = runtime.tasks.parse_options("options", options)
+    data = await upload.read()
+    return await runtime.instant.from_bytes(account, data, upload.content_type or "", parsed)
+
+
+async def _from_json(request: Request, account: Account, runtime: Runtime) -> TaskOutcome:
+    body = _json_object("body", (await request.body()).decode("utf-8", errors="replace"))
+    payload = DetectUrlRequest.model_validate(body)
+    options = runtime.tasks.parse_options(
+        "body", {k: v for k in _OPTION_KEYS if (v := body.get(k)) is not None}
+    )
+    if (payload.image_url is None) == (payload.image_base64 is None):
+        raise InvalidParameter("body", "give exactly one of image_url or image_base64")
+    if payload.image_url is not None:
+        runtime.tasks.check_url("image_url", payload.image_url)
+        return await runtime.instant.from_url(account, payload.image_url, options)
+    try:
+        data = base64.b64decode(payload.image_base64 or "", validate=True)
+    except (binascii.Error, ValueError):
+        raise InvalidParameter("image_base64", "not valid base64") from None
+    return await runtime.instant.from_bytes(account, data, "", options)
+
+
+def _json_object(field: str, text: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError:
+        raise InvalidParameter(field, "not valid JSON") from None
+    if not isinstance(value, dict):
+        raise InvalidParameter(field, "must be a JSON object")
+    return value

@@ -1,0 +1,142 @@
+"""Wiring: settings in, adapters and use cases out. The only place that picks adapters.
+
+`open_runtime` is an async context manager so every resource (database pool, HTTP
+client, model session) is created on entry and closed on exit, never at import.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from facelens.adapters.detectors import build_detector
+from facelens.adapters.http import SafeHttp
+from facelens.adapters.images import PillowDecoder
+from facelens.adapters.store.sql_store import open_store
+from facelens.application.accounts import AccountAdmin
+from facelens.application.clock import SystemClock
+from facelens.application.dispatcher import Dispatcher, DispatcherConfig
+from facelens.application.instant import InstantDetection
+from facelens.application.pipeline import ImagePipeline
+from facelens.application.ports import Clock, Detector, Store
+from facelens.application.service import IntakeRules, TaskService
+from facelens.application.worker import Worker, WorkerConfig
+from facelens.core.netpolicy import AddressPolicy, validate_url
+from facelens.entrypoints.config import Settings
+
+log = logging.getLogger("facelens")
+
+
+@dataclass(slots=True)
+class Runtime:
+    settings: Settings
+    store: Store
+    clock: Clock
+    pipeline: ImagePipeline
+    tasks: TaskService
+    instant: InstantDetection
+    accounts: AccountAdmin
+    worker: Worker | None
+    dispatcher: Dispatcher | None
+
+    async def run_background(self, stop: asyncio.Event) -> None:
+        """Run the worker and the dispatcher until `stop` is set (graceful)."""
+        loops = [part.run(stop) for part in (self.worker, self.dispatcher) if part is not None]
+        await asyncio.gather(*loops)
+
+
+def process_id(role: str) -> str:
+    """A readable, unique id for leases: role@host:pid."""
+    return f"{role}@{socket.gethostname()}:{os.getpid()}"
+
+
+def build_detector_for(settings: Settings) -> Detector:
+    return build_detector(
+        settings.model, threads=settings.detect_threads, score_threshold=settings.score_threshold
+    )
+
+
+@contextlib.asynccontextmanager
+async def open_runtime(
+    settings: Settings,
+    *,
+    with_worker: bool = True,
+    clock: Clock | None = None,
+    detector: Detector | None = None,
+) -> AsyncIterator[Runtime]:
+    clock = clock or SystemClock()
+    store = await open_store(settings.resolved_database_url)
+    policy = AddressPolicy(allow_private=settings.allow_private_urls, allowlist=settings.allowlist)
+    http = SafeHttp(
+        policy,
+        max_image_bytes=settings.max_image_bytes,
+        connect_timeout=settings.fetch_connect_timeout,
+        read_timeout=settings.fetch_read_timeout,
+        total_timeout=settings.fetch_total_timeout,
+        max_concurrent_fetches=settings.max_concurrent_fetches,
+        callback_timeout=settings.callback_timeout,
+    )
+    try:
+        if detector is None:
+            detector = await asyncio.to_thread(build_detector_for, settings)
+        pipeline = ImagePipeline(
+            http,
+            PillowDecoder(max_pixels=settings.max_image_pixels),
+            detector,
+            max_parallel_inference=settings.inference_parallelism,
+        )
+        worker: Worker | None = None
+        dispatcher: Dispatcher | None = None
+        if with_worker:
+            dispatcher = Dispatcher(
+                store,
+                http,
+                clock,
+                DispatcherConfig(
+                    dispatcher_id=process_id("dispatcher"),
+                    schedule_s=settings.retry_delays,
+                    concurrency=settings.dispatcher_concurrency,
+                    lease_ms=int(settings.lease_seconds * 1000),
+                    poll_interval_s=settings.poll_interval,
+                ),
+            )
+            worker = Worker(
+                store,
+                pipeline,
+                clock,
+                WorkerConfig(
+                    worker_id=process_id("worker"),
+                    concurrency=settings.worker_concurrency,
+                    lease_ms=int(settings.lease_seconds * 1000),
+                    poll_interval_s=settings.poll_interval,
+                    refund_failed=settings.refund_failed,
+                ),
+                on_finished=dispatcher.wake,
+            )
+        rules = IntakeRules(
+            max_tasks=settings.max_tasks_per_request,
+            landmark_modes=frozenset({"5", "none"}),
+            url_check=validate_url,
+        )
+        tasks = TaskService(
+            store, clock, rules, on_submitted=worker.wake if worker else (lambda: None)
+        )
+        yield Runtime(
+            settings=settings,
+            store=store,
+            clock=clock,
+            pipeline=pipeline,
+            tasks=tasks,
+            instant=InstantDetection(store, clock, pipeline, settings.refund_failed),
+            accounts=AccountAdmin(store, clock),
+            worker=worker,
+            dispatcher=dispatcher,
+        )
+    finally:
+        await http.aclose()
+        await store.close()

@@ -1,0 +1,155 @@
+"""Settings: every knob is a `FACELENS_*` environment variable with a help line.
+
+`load_settings(environ)` is a factory (nothing is read at import), so tests build
+settings from a plain dict and the CLI from `os.environ`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from facelens.core.retry import parse_schedule
+
+ENV_PREFIX = "FACELENS_"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
+
+    data_dir: Annotated[Path, Field(description="Directory holding the SQLite database.")] = Path(
+        "data"
+    )
+    database_url: Annotated[
+        str,
+        Field(
+            description="SQLAlchemy URL; default sqlite+aiosqlite:///<data dir>/facelens.db. "
+            "Use postgresql+asyncpg://user@host/db for several nodes."
+        ),
+    ] = ""
+    host: Annotated[str, Field(description="Address `serve` binds to.")] = "127.0.0.1"
+    port: Annotated[int, Field(description="Port `serve` listens on.", ge=0, le=65535)] = 8000
+    log_level: Annotated[str, Field(description="debug, info, warning or error.")] = "info"
+
+    model: Annotated[
+        str, Field(description="Detector: a registry name (centerface) or a path to an .onnx.")
+    ] = "centerface"
+    detect_threads: Annotated[
+        int, Field(description="ONNX Runtime intra-op threads per inference.", ge=1)
+    ] = 2
+    score_threshold: Annotated[
+        float | None,
+        Field(
+            description="Default face score threshold (empty = the model's default).", ge=0, le=1
+        ),
+    ] = None
+
+    worker_concurrency: Annotated[
+        int, Field(description="Tasks a worker holds at once (downloads overlap).", ge=1)
+    ] = 4
+    inference_parallelism: Annotated[
+        int, Field(description="Inferences run at once per process.", ge=1)
+    ] = 1
+    lease_seconds: Annotated[
+        float, Field(description="Task and delivery lease; renewed while work runs.", gt=0)
+    ] = 60.0
+    poll_interval: Annotated[
+        float, Field(description="Seconds between queue polls when idle.", gt=0)
+    ] = 0.5
+    refund_failed: Annotated[
+        bool, Field(description="Refund the credit of a task whose image could not be analysed.")
+    ] = True
+
+    retry_schedule: Annotated[
+        str,
+        Field(description="Callback retry delays in seconds after each failed attempt."),
+    ] = "5,30,120,300"
+    callback_timeout: Annotated[
+        float, Field(description="Seconds a callback POST may take.", gt=0)
+    ] = 10.0
+    dispatcher_concurrency: Annotated[
+        int, Field(description="Callbacks sent at once per process.", ge=1)
+    ] = 16
+
+    max_tasks_per_request: Annotated[
+        int, Field(description="Most tasks one submission may hold.", ge=1)
+    ] = 100
+    max_request_bytes: Annotated[
+        int, Field(description="Largest accepted request body in bytes.", ge=1024)
+    ] = 1_000_000
+    max_image_bytes: Annotated[int, Field(description="Largest image download in bytes.", ge=1)] = (
+        20_000_000
+    )
+    max_image_pixels: Annotated[
+        int, Field(description="Largest image in pixels, checked before decoding.", ge=1)
+    ] = 50_000_000
+    fetch_connect_timeout: Annotated[
+        float, Field(description="Seconds to connect to an image host.", gt=0)
+    ] = 5.0
+    fetch_read_timeout: Annotated[
+        float, Field(description="Seconds an image host may stay silent.", gt=0)
+    ] = 10.0
+    fetch_total_timeout: Annotated[
+        float, Field(description="Seconds one image download may take in all.", gt=0)
+    ] = 30.0
+    max_concurrent_fetches: Annotated[
+        int, Field(description="Image downloads at once per process.", ge=1)
+    ] = 8
+    allow_private_urls: Annotated[
+        bool,
+        Field(description="Allow loopback/private image and callback addresses (tests, demos)."),
+    ] = False
+    url_allowlist: Annotated[
+        str,
+        Field(description="Comma-separated hosts or CIDRs allowed even if private."),
+    ] = ""
+
+    default_account_credits: Annotated[
+        int, Field(description="Credits of the account created on an empty database.", ge=0)
+    ] = 1000
+
+    @field_validator("retry_schedule")
+    @classmethod
+    def _check_schedule(cls, value: str) -> str:
+        parse_schedule(value)
+        return value
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'facelens.db').resolve()}"
+
+    @property
+    def retry_delays(self) -> tuple[float, ...]:
+        return parse_schedule(self.retry_schedule)
+
+    @property
+    def allowlist(self) -> tuple[str, ...]:
+        return tuple(item.strip() for item in self.url_allowlist.split(",") if item.strip())
+
+
+def load_settings(environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+    """Settings from `environ` (only `FACELENS_*` keys; empty means unset), then `overrides`."""
+    values: dict[str, object] = {}
+    for key, value in (environ or {}).items():
+        if key.startswith(ENV_PREFIX):
+            name = key[len(ENV_PREFIX) :].lower()
+            if name in Settings.model_fields and value != "":
+                values[name] = value
+    values.update(overrides)
+    return Settings.model_validate(values)
+
+
+def settings_help() -> str:
+    """One line per setting, for `facelens serve --help`."""
+    lines = []
+    for name, info in Settings.model_fields.items():
+        default = info.default
+        shown = "" if default in ("", None) else f" [default: {default}]"
+        lines.append(f"{ENV_PREFIX}{name.upper()}: {info.description}{shown}")
+    return "\n".join(lines)
