@@ -261,7 +261,10 @@ class SafeHttp:
         ips = (literal,) if literal is not None else await self._lookup(host, port, purpose)
         reason = self._policy.decide(host, ips)
         if reason is not None:
-            raise UrlNotAllowed(f"{purpose} URL refused: {reason} (host {host})")
+            how = "is" if literal is not None else "resolves to"
+            raise UrlNotAllowed(
+                f"{purpose} URL refused: host {host} {how} a forbidden address: {reason}"
+            )
         return _Target(url=parsed, host=host, ips=ips)
 
     async def _lookup(self, host: str, port: int, purpose: str) -> tuple[IPAddress, ...]:

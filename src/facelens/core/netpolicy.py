@@ -88,8 +88,8 @@ def _v4_part(text: str) -> int | None:
     """One dot-separated part of a numeric IPv4 spelling (hex, octal or decimal)."""
     if _HEX_PART.match(text):
         return int(text[2:] or "0", 16)
-    if _OCT_PART.match(text):
-        return int(text, 8)
+    if text.startswith("0") and len(text) > 1:  # octal, as inet_aton and browsers read it
+        return int(text, 8) if _OCT_PART.match(text) else None
     if _DEC_PART.match(text):
         return int(text, 10)
     return None
@@ -271,7 +271,10 @@ def validate_url(url: str) -> str:
         raise ValueError("URL contains whitespace or control characters")
     if "\\" in url:
         raise ValueError("URL contains a backslash")
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # urllib refuses unbalanced or invalid [brackets]
+        raise ValueError("malformed IPv6 address in URL") from None
     if parts.scheme.lower() not in ALLOWED_SCHEMES:
         raise ValueError("URL scheme must be http or https")
     netloc = parts.netloc
