@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import http.server
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -87,6 +88,9 @@ class _Server(http.server.ThreadingHTTPServer):
     def verify_request(self, request: object, client_address: object) -> bool:
         self.owner._count_connection()
         return True
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        """Quiet: a client that cuts a connection or fails a TLS handshake is expected."""
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
@@ -167,7 +171,11 @@ def _split(body: bytes, size: int | None) -> Iterator[bytes]:
 
 
 class HttpServer:
-    """A threaded HTTP/1.1 server on 127.0.0.1 and a free port, started on `with`."""
+    """A threaded HTTP/1.1 server on 127.0.0.1 and a free port, started on `with`.
+
+    `tls` (a server-side SSLContext, see `tests.support.tls`) makes it an https server
+    that records the SNI name of each handshake in `sni_names`.
+    """
 
     def __init__(
         self,
@@ -175,6 +183,7 @@ class HttpServer:
         *,
         host: str = "127.0.0.1",
         default: Route = Reply(404, {"Content-Type": "text/plain"}, b"not found"),
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         self.routes: dict[str, Route] = dict(routes or {})
         self.default = default
@@ -186,6 +195,15 @@ class HttpServer:
         self._connections = 0
         self._server = _Server((host, 0), _Handler)
         self._server.owner = self
+        self.scheme = "https" if tls is not None else "http"
+        self.sni_names: list[str | None] = []
+        """The TLS server names clients asked for (SNI), one per handshake."""
+        if tls is not None:
+            tls.sni_callback = self._record_sni
+            # Handshake lazily in the connection's thread, so a failing one only ends it.
+            self._server.socket = tls.wrap_socket(
+                self._server.socket, server_side=True, do_handshake_on_connect=False
+            )
         self._thread: threading.Thread | None = None
 
     @property
@@ -194,7 +212,7 @@ class HttpServer:
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{self.scheme}://127.0.0.1:{self.port}"
 
     def url(self, path: str = "/") -> str:
         return f"{self.base_url}{path}"
@@ -238,6 +256,10 @@ class HttpServer:
     def _record_response(self, response: SentResponse) -> None:
         with self._lock:
             self._responses.append(response)
+
+    def _record_sni(self, sock: ssl.SSLObject, name: str | None, context: ssl.SSLContext) -> None:
+        with self._lock:
+            self.sni_names.append(name)
 
     def _count_connection(self) -> None:
         with self._lock:

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from facelens.adapters.http import SafeHttp
+from facelens.adapters.http import Resolver, SafeHttp
 from facelens.core.errors import ImageDownloadFailed, UrlNotAllowed
 from facelens.core.netpolicy import AddressPolicy
 from tests.support.servers import HttpServer, Reply
@@ -142,7 +142,7 @@ async def test_dns_failures_are_download_failures(no_connections: list[httpx.Req
     async def garbage(host: str, port: int) -> list[str]:
         return ["not-an-address"]
 
-    cases = [
+    cases: list[tuple[Resolver, str]] = [
         (nxdomain, "could not resolve the image host 'missing.example'"),
         (hangs, "DNS lookup of the image host timed out"),
         (garbage, "DNS answer for the image host is not an address"),

@@ -164,7 +164,7 @@ class SafeHttp:
                 if status in REDIRECT_STATUSES:
                     current = self._next_hop(target, response, hop)
                     continue
-                if not 200 <= status < 300:
+                if status != 200:  # 204, 206 & co. carry no whole image either
                     raise ImageDownloadFailed(f"HTTP {status} from image host")
                 data = await self._read_limited(response)
                 content_type = response.headers.get("content-type", "")
