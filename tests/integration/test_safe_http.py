@@ -73,6 +73,24 @@ async def test_loopback_spellings_are_refused_and_never_reached(
     assert server.connections == 0 and server.requests == []
 
 
+async def test_ipv6_loopback_with_allow_private() -> None:
+    with HttpServer({"/a.jpg": IMAGE}, host="::1") as server:
+
+        async def v6_resolver(host: str, port: int) -> list[str]:
+            return ["::1"]
+
+        async with SafeHttp(OPEN, resolver=v6_resolver) as http:
+            assert (await http.fetch(server.url("/a.jpg"))).data == JPEG
+            assert (await http.fetch(f"http://images6.test:{server.port}/a.jpg")).data == JPEG
+        async with SafeHttp(AddressPolicy()) as strict:
+            with pytest.raises(UrlNotAllowed, match="loopback"):
+                await strict.fetch(server.url("/a.jpg"))
+    assert [r.headers["host"] for r in server.requests] == [
+        f"[::1]:{server.port}",
+        f"images6.test:{server.port}",
+    ]
+
+
 async def test_pinned_ip_keeps_the_host_header() -> None:
     with HttpServer({"/a.jpg": IMAGE}) as server:
         async with SafeHttp(OPEN, resolver=loopback_resolver) as http:

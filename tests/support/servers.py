@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import http.server
 import socket
+import socketserver
 import ssl
 import threading
 import time
@@ -85,12 +86,22 @@ class _Server(http.server.ThreadingHTTPServer):
     daemon_threads = True
     owner: HttpServer
 
+    def server_bind(self) -> None:
+        """As HTTPServer's, minus its socket.getfqdn(): no reverse DNS lookup, ever."""
+        socketserver.TCPServer.server_bind(self)
+        self.server_name = str(self.server_address[0])
+        self.server_port = int(self.server_address[1])
+
     def verify_request(self, request: object, client_address: object) -> bool:
         self.owner._count_connection()
         return True
 
     def handle_error(self, request: object, client_address: object) -> None:
         """Quiet: a client that cuts a connection or fails a TLS handshake is expected."""
+
+
+class _Server6(_Server):
+    address_family = socket.AF_INET6
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
@@ -171,8 +182,9 @@ def _split(body: bytes, size: int | None) -> Iterator[bytes]:
 
 
 class HttpServer:
-    """A threaded HTTP/1.1 server on 127.0.0.1 and a free port, started on `with`.
+    """A threaded HTTP/1.1 server on 127.0.0.1 (or `host="::1"`) and a free port.
 
+    Started and stopped by `with`.
     `tls` (a server-side SSLContext, see `tests.support.tls`) makes it an https server
     that records the SNI name of each handshake in `sni_names`.
     """
@@ -193,7 +205,9 @@ class HttpServer:
         self._requests: list[RecordedRequest] = []
         self._responses: list[SentResponse] = []
         self._connections = 0
-        self._server = _Server((host, 0), _Handler)
+        self.host = host
+        server_class = _Server6 if ":" in host else _Server
+        self._server = server_class((host, 0), _Handler)
         self._server.owner = self
         self.scheme = "https" if tls is not None else "http"
         self.sni_names: list[str | None] = []
@@ -212,7 +226,8 @@ class HttpServer:
 
     @property
     def base_url(self) -> str:
-        return f"{self.scheme}://127.0.0.1:{self.port}"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{self.scheme}://{host}:{self.port}"
 
     def url(self, path: str = "/") -> str:
         return f"{self.base_url}{path}"

@@ -74,6 +74,8 @@ def _failure(exc: httpx.HTTPError, what: str) -> str:
         if "CERTIFICATE" in text.upper() or "SSL" in text.upper() or "TLS" in text.upper():
             return f"TLS handshake with the {what} failed (certificate not trusted or wrong name)"
         return f"could not connect to the {what}"
+    if isinstance(exc, httpx.DecodingError):
+        return f"the {what} sent a body that cannot be decoded (Content-Encoding)"
     if isinstance(exc, httpx.RemoteProtocolError):
         return f"the {what} broke the HTTP protocol or closed the connection"
     return f"the connection to the {what} failed"
@@ -236,6 +238,8 @@ class SafeHttp:
             return CallbackResponse(None, f"{refused.error_code}: {refused.message}")
         except TaskFailure as failure:
             return CallbackResponse(None, failure.message)
+        except (OSError, httpx.HTTPError) as exc:  # not expected: _send maps these already
+            return CallbackResponse(None, f"callback failed ({type(exc).__name__})")
         status = response.status_code
         if status == 200:
             return CallbackResponse(status, "")

@@ -90,7 +90,7 @@ def _v4_part(text: str) -> int | None:
         return int(text[2:] or "0", 16)
     if text.startswith("0") and len(text) > 1:  # octal, as inet_aton and browsers read it
         return int(text, 8) if _OCT_PART.match(text) else None
-    if _DEC_PART.match(text):
+    if _DEC_PART.match(text) and len(text) <= 20:  # longer is out of range (and slow)
         return int(text, 10)
     return None
 
