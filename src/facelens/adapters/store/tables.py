@@ -1,0 +1,138 @@
+"""The schema, as SQLAlchemy Core tables (no ORM: every statement is written out).
+
+Conventions, so SQLite and PostgreSQL hold the same data:
+
+* every time is a BIGINT of Unix epoch milliseconds (no time zones, no driver-specific
+  datetime types); columns are named `*_ms`, except the two queue columns the design
+  names `lease_until` and `next_attempt_at`;
+* ids are BIGINT on PostgreSQL and INTEGER on SQLite, where only `INTEGER PRIMARY KEY`
+  aliases the rowid and so auto-increments;
+* constraint and index names come from `NAMING`, so a migration can refer to them by a
+  name that is the same on both databases.
+
+The migration in `migrations/versions/0001_initial.py` is a frozen copy of this file;
+`tests/contract/test_store_migrations.py` checks that the two agree.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = sa.MetaData(naming_convention=NAMING)
+
+Id = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+"""Primary keys: BIGINT, except on SQLite where only INTEGER auto-increments."""
+
+Millis = sa.BigInteger
+"""Unix epoch milliseconds."""
+
+QUEUE_STATUSES = ("queued", "running")
+"""Task statuses the claim query looks at; the partial index covers exactly these."""
+
+accounts = sa.Table(
+    "accounts",
+    metadata,
+    sa.Column("id", Id, primary_key=True, autoincrement=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("credits", sa.BigInteger, nullable=False),
+    sa.Column("webhook_secret", sa.String(200), nullable=False),
+    sa.Column("created_at_ms", Millis, nullable=False),
+    # The conditional debits already keep the balance >= 0; this is the last line.
+    sa.CheckConstraint("credits >= 0", name="credits_not_negative"),
+)
+
+api_keys = sa.Table(
+    "api_keys",
+    metadata,
+    sa.Column("id", Id, primary_key=True, autoincrement=True),
+    sa.Column("account_id", Id, sa.ForeignKey("accounts.id"), nullable=False),
+    sa.Column("prefix", sa.String(32), nullable=False, index=True),
+    sa.Column("key_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("created_at_ms", Millis, nullable=False),
+    sa.Column("revoked_at_ms", Millis, nullable=True),
+)
+
+ledger = sa.Table(
+    "ledger",
+    metadata,
+    sa.Column("id", Id, primary_key=True, autoincrement=True),
+    sa.Column("account_id", Id, sa.ForeignKey("accounts.id"), nullable=False, index=True),
+    sa.Column("delta", sa.BigInteger, nullable=False),
+    sa.Column("reason", sa.String(64), nullable=False),
+    # No foreign key to tasks: a ledger row outlives any cleanup of old tasks.
+    sa.Column("task_id", Id, nullable=True),
+    sa.Column("creation_id", sa.String(64), nullable=True),
+    sa.Column("created_at_ms", Millis, nullable=False),
+)
+
+tasks = sa.Table(
+    "tasks",
+    metadata,
+    sa.Column("id", Id, primary_key=True, autoincrement=True),
+    sa.Column("creation_id", sa.String(64), nullable=False),
+    sa.Column("account_id", Id, sa.ForeignKey("accounts.id"), nullable=False),
+    sa.Column("image_url", sa.Text, nullable=False),
+    sa.Column("callback_url", sa.Text, nullable=False),
+    sa.Column("callback_params", sa.JSON, nullable=False),
+    sa.Column("options", sa.JSON, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("lease_until", Millis, nullable=True),
+    sa.Column("worker_id", sa.String(200), nullable=True),
+    sa.Column("created_at_ms", Millis, nullable=False),
+    sa.Column("started_at_ms", Millis, nullable=True),
+    sa.Column("ended_at_ms", Millis, nullable=True),
+    sa.Column("result", sa.JSON(none_as_null=True), nullable=True),
+    sa.Column("error_code", sa.String(64), nullable=False),
+    sa.Column("error_info", sa.Text, nullable=False),
+    # The queue: a claim scans this index in id order (oldest first) and stops at its
+    # limit. Finished tasks, the bulk of the table, are not in it.
+    sa.Index(
+        "ix_tasks_claimable",
+        "id",
+        postgresql_where=sa.text("status IN ('queued', 'running')"),
+        sqlite_where=sa.text("status IN ('queued', 'running')"),
+    ),
+    sa.Index("ix_tasks_account_id_creation_id", "account_id", "creation_id"),
+    sa.Index("ix_tasks_account_id_status", "account_id", "status"),
+)
+
+deliveries = sa.Table(
+    "deliveries",
+    metadata,
+    sa.Column("id", Id, primary_key=True, autoincrement=True),
+    sa.Column("task_id", Id, sa.ForeignKey("tasks.id"), nullable=False),
+    sa.Column("process_status", sa.SmallInteger, nullable=False),
+    # Text, not JSON: retries must resend the very bytes that were signed the first time.
+    sa.Column("body", sa.Text, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("next_attempt_at", Millis, nullable=True),
+    sa.Column("lease_until", Millis, nullable=True),
+    sa.Column("dispatcher_id", sa.String(200), nullable=True),
+    sa.Column("last_http_status", sa.Integer, nullable=True),
+    sa.Column("last_error", sa.Text, nullable=False),
+    sa.Column("created_at_ms", Millis, nullable=False),
+    # One start and one complete callback per task, whoever tries to insert it twice.
+    sa.UniqueConstraint("task_id", "process_status"),
+    sa.Index("ix_deliveries_status_next_attempt_at", "status", "next_attempt_at"),
+)
+
+delivery_attempts = sa.Table(
+    "delivery_attempts",
+    metadata,
+    sa.Column("id", Id, primary_key=True, autoincrement=True),
+    sa.Column("delivery_id", Id, sa.ForeignKey("deliveries.id"), nullable=False, index=True),
+    sa.Column("attempted_at_ms", Millis, nullable=False),
+    sa.Column("http_status", sa.Integer, nullable=True),
+    sa.Column("error", sa.Text, nullable=False),
+    sa.Column("duration_ms", sa.Integer, nullable=False),
+)
