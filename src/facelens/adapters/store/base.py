@@ -1,0 +1,68 @@
+"""What every part of the store shares: the engine, read/write transactions, dialect bits.
+
+Each `Store` method is exactly one `async with self._read()` or `self._write()` block,
+so "one method, one transaction" is visible in the code. Both translate connection
+trouble into `StoreUnavailable` (see `engine.translate_errors`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from facelens.adapters.store.engine import WRITE_OPTION, is_postgres, translate_errors
+
+
+class StoreBase:
+    """Owns the engine. The accounts, tasks and deliveries parts build on it."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self._postgres = is_postgres(engine)
+        self._writer = engine.execution_options(**{WRITE_OPTION: True})
+        # SQLite has one writer at a time anyway. Queueing this process's writers on an
+        # asyncio lock is fair (FIFO) and avoids the busy handler's sleep-and-poll;
+        # other processes still wait on BEGIN IMMEDIATE + busy_timeout.
+        self._write_lock: asyncio.Lock | None = None if self._postgres else asyncio.Lock()
+
+    @property
+    def engine(self) -> AsyncEngine:
+        return self._engine
+
+    @contextlib.asynccontextmanager
+    async def _read(self) -> AsyncIterator[AsyncConnection]:
+        """A read-only transaction (a consistent snapshot on both databases)."""
+        with translate_errors():
+            async with self._engine.begin() as conn:
+                yield conn
+
+    @contextlib.asynccontextmanager
+    async def _write(self) -> AsyncIterator[AsyncConnection]:
+        """A write transaction: committed when the block ends, rolled back if it raises."""
+        with translate_errors():
+            if self._write_lock is None:
+                async with self._engine.begin() as conn:
+                    yield conn
+            else:
+                async with self._write_lock, self._writer.begin() as conn:
+                    yield conn
+
+    def _insert_ignore(self, table: sa.Table) -> postgresql.Insert | sqlite.Insert:
+        """`INSERT … ON CONFLICT DO NOTHING` for this database (both spell it the same,
+        but each dialect has its own construct)."""
+        if self._postgres:
+            return postgresql.insert(table)
+        return sqlite.insert(table)
+
+    def _skip_locked(self, query: sa.Select[Any], *of: sa.Table) -> sa.Select[Any]:
+        """`FOR UPDATE SKIP LOCKED` on PostgreSQL, so concurrent claimers take disjoint
+        rows without waiting; nothing on SQLite, whose writers are serialized already."""
+        if not self._postgres:
+            return query
+        return query.with_for_update(skip_locked=True, of=list(of) or None)

@@ -1,0 +1,108 @@
+"""Task queries for the API: one task or one submission, with callback history.
+
+Every query filters on the caller's account id in SQL, so a foreign or unknown id reads
+exactly like a missing one (None / empty) and no key can see another account's tasks.
+A view is read in one snapshot with three queries (tasks, their deliveries, their
+attempts), whatever the number of tasks: no per-row round trips.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from facelens.adapters.store.base import StoreBase
+from facelens.adapters.store.tables import deliveries, delivery_attempts, tasks
+from facelens.core.domain import (
+    DeliveryAttempt,
+    DeliveryStatus,
+    DeliveryView,
+    DetectOptions,
+    ProcessStatus,
+    TaskStatus,
+    TaskView,
+)
+
+
+class QueryStore(StoreBase):
+    """The read side of the `Store` protocol."""
+
+    async def get_task(self, account_id: int, task_id: int) -> TaskView | None:
+        async with self._read() as conn:
+            views = await _views(
+                conn, sa.and_(tasks.c.account_id == account_id, tasks.c.id == task_id)
+            )
+        return views[0] if views else None
+
+    async def get_creation(self, account_id: int, creation_id: str) -> list[TaskView]:
+        """All tasks of one submission, in submission (id) order."""
+        async with self._read() as conn:
+            return await _views(
+                conn,
+                sa.and_(tasks.c.account_id == account_id, tasks.c.creation_id == creation_id),
+            )
+
+
+async def _views(conn: AsyncConnection, which: sa.ColumnElement[bool]) -> list[TaskView]:
+    task_rows = (await conn.execute(sa.select(tasks).where(which).order_by(tasks.c.id))).all()
+    if not task_rows:
+        return []
+    task_ids = [row.id for row in task_rows]
+    delivery_rows = (
+        await conn.execute(
+            sa.select(deliveries)
+            .where(deliveries.c.task_id.in_(task_ids))
+            .order_by(deliveries.c.task_id, deliveries.c.process_status)
+        )
+    ).all()
+    history: dict[int, list[DeliveryAttempt]] = defaultdict(list)
+    if delivery_rows:
+        attempt_rows = await conn.execute(
+            sa.select(delivery_attempts)
+            .where(delivery_attempts.c.delivery_id.in_([row.id for row in delivery_rows]))
+            .order_by(delivery_attempts.c.id)
+        )
+        for row in attempt_rows:
+            history[row.delivery_id].append(
+                DeliveryAttempt(
+                    attempted_at_ms=row.attempted_at_ms,
+                    http_status=row.http_status,
+                    error=row.error,
+                    duration_ms=row.duration_ms,
+                )
+            )
+    by_task: dict[int, list[DeliveryView]] = defaultdict(list)
+    for row in delivery_rows:
+        by_task[row.task_id].append(_delivery_view(row, history[row.id]))
+    return [_task_view(row, by_task[row.id]) for row in task_rows]
+
+
+def _delivery_view(row: sa.Row[Any], history: list[DeliveryAttempt]) -> DeliveryView:
+    return DeliveryView(
+        process_status=ProcessStatus(row.process_status),
+        status=DeliveryStatus(row.status),
+        attempts=row.attempts,
+        next_attempt_at_ms=row.next_attempt_at,
+        last_http_status=row.last_http_status,
+        last_error=row.last_error,
+        history=tuple(history),
+    )
+
+
+def _task_view(row: sa.Row[Any], delivery_views: list[DeliveryView]) -> TaskView:
+    return TaskView(
+        id=row.id,
+        creation_id=row.creation_id,
+        status=TaskStatus(row.status),
+        image_url=row.image_url,
+        callback_params=dict(row.callback_params or {}),
+        options=DetectOptions.from_json(row.options or {}),
+        created_at_ms=row.created_at_ms,
+        started_at_ms=row.started_at_ms,
+        ended_at_ms=row.ended_at_ms,
+        result=row.result,
+        deliveries=tuple(delivery_views),
+    )

@@ -1,0 +1,280 @@
+"""The task queue: submit, claim under a lease, renew, finish, release.
+
+A task is claimable when it is queued, or running with an expired lease (its worker
+died). Claiming is one statement that picks and updates at once:
+
+    WITH picked AS MATERIALIZED (
+        SELECT id FROM tasks
+        WHERE status IN ('queued', 'running')
+          AND (status = 'queued' OR lease_until < :now)
+        ORDER BY id LIMIT :limit
+        FOR UPDATE SKIP LOCKED                 -- PostgreSQL only
+    )
+    UPDATE tasks SET status = 'running', worker_id = :worker, lease_until = :until,
+                     attempts = attempts + 1, started_at_ms = coalesce(started_at_ms, :now)
+    WHERE id IN (SELECT id FROM picked)
+    RETURNING …
+
+On PostgreSQL, SKIP LOCKED lets any number of workers claim at once without waiting on
+each other or taking the same row; the CTE is MATERIALIZED so the locking subquery runs
+exactly once. On SQLite the writers are serialized by BEGIN IMMEDIATE, so no lock
+clause is needed. The start callback rows are inserted by the same transaction, one
+multi-row INSERT … ON CONFLICT DO NOTHING, so a re-claimed task never gets a second one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import sqlalchemy as sa
+
+from facelens.adapters.store.accounts import credit, debit, write_ledger
+from facelens.adapters.store.base import StoreBase
+from facelens.adapters.store.tables import QUEUE_STATUSES, deliveries
+from facelens.adapters.store.tables import tasks as _tasks
+from facelens.core.callbacks import outcome_fields
+from facelens.core.domain import (
+    ClaimedTask,
+    DeliveryStatus,
+    DetectOptions,
+    NewTask,
+    ProcessStatus,
+    TaskOutcome,
+    TaskStatus,
+)
+
+StartBody = Callable[[ClaimedTask], str]
+"""Renders a start callback body (the same alias as the application's port; adapters
+do not import the application layer)."""
+
+_CLAIMED_COLUMNS = (
+    _tasks.c.id,
+    _tasks.c.creation_id,
+    _tasks.c.account_id,
+    _tasks.c.image_url,
+    _tasks.c.callback_url,
+    _tasks.c.callback_params,
+    _tasks.c.options,
+    _tasks.c.attempts,
+    _tasks.c.started_at_ms,
+)
+
+
+def _claimed(row: sa.Row[Any]) -> ClaimedTask:
+    return ClaimedTask(
+        id=row.id,
+        creation_id=row.creation_id,
+        account_id=row.account_id,
+        image_url=row.image_url,
+        callback_url=row.callback_url,
+        callback_params=dict(row.callback_params or {}),
+        options=DetectOptions.from_json(row.options or {}),
+        attempts=row.attempts,
+        started_at_ms=row.started_at_ms,
+    )
+
+
+def new_delivery(task_id: int, process_status: ProcessStatus, body: str, now_ms: int) -> Any:
+    """A delivery row, due at once."""
+    return {
+        "task_id": task_id,
+        "process_status": int(process_status),
+        "body": body,
+        "status": DeliveryStatus.PENDING.value,
+        "attempts": 0,
+        "next_attempt_at": now_ms,
+        "lease_until": None,
+        "dispatcher_id": None,
+        "last_http_status": None,
+        "last_error": "",
+        "created_at_ms": now_ms,
+    }
+
+
+class TaskStore(StoreBase):
+    """The submission and task-queue part of the `Store` protocol."""
+
+    async def submit(
+        self,
+        account_id: int,
+        creation_id: str,
+        callback_url: str,
+        tasks: Sequence[NewTask],
+        now_ms: int,
+    ) -> list[int]:
+        """Debit len(tasks) credits, write the ledger row and insert the tasks, in one
+        transaction; InsufficientCredits (nothing written) when the balance is short.
+        Ids come back in submission order (insertmanyvalues sorts RETURNING rows by
+        parameter order on both databases)."""
+        if not tasks:
+            return []
+        rows = [
+            {
+                "creation_id": creation_id,
+                "account_id": account_id,
+                "image_url": task.image_url,
+                "callback_url": callback_url,
+                "callback_params": task.callback_params,
+                "options": task.options.to_json(),
+                "status": TaskStatus.QUEUED.value,
+                "attempts": 0,
+                "created_at_ms": now_ms,
+                "error_code": "",
+                "error_info": "",
+            }
+            for task in tasks
+        ]
+        async with self._write() as conn:
+            await debit(conn, account_id, len(rows))
+            await write_ledger(
+                conn, account_id, -len(rows), "submit", now_ms, creation_id=creation_id
+            )
+            result = await conn.execute(
+                sa.insert(_tasks).returning(_tasks.c.id, sort_by_parameter_order=True), rows
+            )
+            return [int(task_id) for task_id in result.scalars()]
+
+    async def claim_tasks(
+        self, worker_id: str, limit: int, lease_ms: int, now_ms: int, start_body: StartBody
+    ) -> list[ClaimedTask]:
+        """Claim up to `limit` tasks, oldest first, and insert their start callbacks."""
+        if limit <= 0:
+            return []
+        picked = self._skip_locked(
+            sa.select(_tasks.c.id)
+            .where(
+                # Literal values, not parameters, so that even a generic prepared plan
+                # can prove the partial index ix_tasks_claimable applies.
+                _tasks.c.status.in_([sa.literal_column(f"'{s}'") for s in QUEUE_STATUSES]),
+                sa.or_(
+                    _tasks.c.status == TaskStatus.QUEUED.value,
+                    _tasks.c.lease_until < now_ms,
+                ),
+            )
+            .order_by(_tasks.c.id)
+            .limit(limit)
+        ).cte("picked")
+        if self._postgres:
+            picked = picked.prefix_with("MATERIALIZED")
+        claim = (
+            sa.update(_tasks)
+            .where(_tasks.c.id.in_(sa.select(picked.c.id)))
+            .values(
+                status=TaskStatus.RUNNING.value,
+                worker_id=worker_id,
+                lease_until=now_ms + lease_ms,
+                attempts=_tasks.c.attempts + 1,
+                started_at_ms=sa.func.coalesce(_tasks.c.started_at_ms, now_ms),
+            )
+            .returning(*_CLAIMED_COLUMNS)
+        )
+        async with self._write() as conn:
+            claimed = sorted((_claimed(row) for row in await conn.execute(claim)), key=_id)
+            if claimed:
+                starts = [
+                    new_delivery(task.id, ProcessStatus.STARTED, start_body(task), now_ms)
+                    for task in claimed
+                ]
+                await conn.execute(
+                    self._insert_ignore(deliveries)
+                    .values(starts)
+                    .on_conflict_do_nothing(index_elements=["task_id", "process_status"])
+                )
+        return claimed
+
+    async def renew_leases(self, worker_id: str, task_ids: Sequence[int], until_ms: int) -> int:
+        """Extend the leases this worker still holds; how many it still holds."""
+        if not task_ids:
+            return 0
+        async with self._write() as conn:
+            result = await conn.execute(
+                sa.update(_tasks)
+                .where(
+                    _tasks.c.id.in_(list(task_ids)),
+                    _tasks.c.worker_id == worker_id,
+                    _tasks.c.status == TaskStatus.RUNNING.value,
+                )
+                .values(lease_until=until_ms)
+            )
+        return int(result.rowcount)
+
+    async def finish_task(
+        self,
+        task_id: int,
+        worker_id: str,
+        outcome: TaskOutcome,
+        complete_body: str,
+        refund: bool,
+        now_ms: int,
+    ) -> bool:
+        """Store the outcome, schedule the complete callback and maybe refund, in one
+        transaction, only while this worker holds the task; False (nothing written)
+        once it lost it (lease expired and another worker took it, or already done)."""
+        status = TaskStatus.SUCCEEDED if outcome.succeeded else TaskStatus.FAILED
+        async with self._write() as conn:
+            held = (
+                await conn.execute(
+                    sa.update(_tasks)
+                    .where(
+                        _tasks.c.id == task_id,
+                        _tasks.c.status == TaskStatus.RUNNING.value,
+                        _tasks.c.worker_id == worker_id,
+                    )
+                    .values(
+                        status=status.value,
+                        ended_at_ms=outcome.ended_at_ms or now_ms,
+                        result=outcome_fields(outcome),
+                        error_code=outcome.error_code,
+                        error_info=outcome.error_info,
+                        lease_until=None,
+                    )
+                    .returning(_tasks.c.account_id, _tasks.c.creation_id)
+                )
+            ).first()
+            if held is None:
+                return False
+            await conn.execute(
+                self._insert_ignore(deliveries)
+                .values(new_delivery(task_id, ProcessStatus.COMPLETED, complete_body, now_ms))
+                .on_conflict_do_nothing(index_elements=["task_id", "process_status"])
+            )
+            if refund:
+                await credit(conn, held.account_id, 1)
+                await write_ledger(
+                    conn,
+                    held.account_id,
+                    1,
+                    "refund",
+                    now_ms,
+                    task_id=task_id,
+                    creation_id=held.creation_id,
+                )
+        return True
+
+    async def release_tasks(self, worker_id: str, task_ids: Sequence[int]) -> int:
+        """Give unfinished tasks back to the queue (graceful stop). The claim is not
+        counted as an attempt, and the start callback already written stays (the task
+        did start; the next worker keeps the first start time)."""
+        if not task_ids:
+            return 0
+        async with self._write() as conn:
+            result = await conn.execute(
+                sa.update(_tasks)
+                .where(
+                    _tasks.c.id.in_(list(task_ids)),
+                    _tasks.c.worker_id == worker_id,
+                    _tasks.c.status == TaskStatus.RUNNING.value,
+                )
+                .values(
+                    status=TaskStatus.QUEUED.value,
+                    worker_id=None,
+                    lease_until=None,
+                    attempts=_tasks.c.attempts - 1,
+                )
+            )
+        return int(result.rowcount)
+
+
+def _id(task: ClaimedTask) -> int:
+    return task.id
