@@ -135,6 +135,7 @@ async def test_three_redirects_are_followed(server: HttpServer) -> None:
     assert fetched.data == JPEG and fetched.final_url == server.url("/a.jpg")
     paths = [r.path for r in server.requests]
     assert paths == ["/r1", "/r2", "/r3", "/r4?x=1", "/r2", "/r3", "/r4?x=1", "/a.jpg"]
+    assert server.connections == len(paths)  # one per request: no TLS session is reused
 
 
 async def test_each_hop_is_checked_again() -> None:
