@@ -192,6 +192,8 @@ async def open_stores(
 # Helpers shared by the test modules (imported from here).
 
 WORKER_LEASE_MS = 30_000
+T0 = 1_764_000_000_000
+"""A realistic epoch-ms time: values past 2**31 catch 32-bit parameter bugs."""
 
 
 def new_task(index: int = 0, **callback_params: object) -> NewTask:
@@ -203,11 +205,11 @@ def new_task(index: int = 0, **callback_params: object) -> NewTask:
 
 
 async def new_account(store: SqlStore, credits: int = 100, name: str = "acme") -> Account:
-    return await store.create_account(name, credits, f"whsec_{name}", now_ms=1_000)
+    return await store.create_account(name, credits, f"whsec_{name}", now_ms=T0)
 
 
 async def submit_tasks(
-    store: SqlStore, account: Account, count: int, now_ms: int = 2_000, creation_id: str = ""
+    store: SqlStore, account: Account, count: int, now_ms: int = T0 + 2_000, creation_id: str = ""
 ) -> list[int]:
     creation_id = creation_id or uuid.uuid4().hex
     return await store.submit(

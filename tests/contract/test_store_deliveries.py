@@ -15,9 +15,9 @@ from facelens.core.domain import (
     ProcessStatus,
 )
 
-from .conftest import WORKER_LEASE_MS, new_account, submit_tasks, success
+from .conftest import T0, WORKER_LEASE_MS, new_account, submit_tasks, success
 
-NOW = 50_000
+NOW = T0 + 50_000
 LEASE = 10_000
 
 

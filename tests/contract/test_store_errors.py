@@ -12,7 +12,7 @@ from facelens.adapters.store.migrate import upgrade
 from facelens.adapters.store.sql_store import SqlStore, open_store
 from facelens.core.errors import StoreUnavailable
 
-from .conftest import new_account
+from .conftest import T0, new_account
 
 
 def closed_port() -> int:
@@ -59,11 +59,11 @@ async def test_sqlite_locked_past_busy_timeout_is_store_unavailable(tmp_path: Pa
             # an uncommitted write holds SQLite's write lock until rollback
             await conn.exec_driver_sql("UPDATE accounts SET name = name")
             with pytest.raises(StoreUnavailable, match="locked"):
-                await waiter.charge(account.id, 1, "detect", now_ms=1)
+                await waiter.charge(account.id, 1, "detect", now_ms=T0 + 1)
             # readers are not blocked by a writer (WAL)
             assert await waiter.get_account(account.id) is not None
             await transaction.rollback()
-        assert await waiter.charge(account.id, 1, "detect", now_ms=2) == 99
+        assert await waiter.charge(account.id, 1, "detect", now_ms=T0 + 2) == 99
     finally:
         await holder.close()
         await waiter.close()
@@ -80,9 +80,9 @@ async def test_sqlite_creates_the_parent_directory(tmp_path: Path) -> None:
 
 async def test_integrity_errors_are_not_disguised(store: SqlStore) -> None:
     account = await new_account(store)
-    await store.add_key(account.id, "fl_aaaaaaaa", "a" * 64, now_ms=1)
+    await store.add_key(account.id, "fl_aaaaaaaa", "a" * 64, now_ms=T0 + 1)
     with pytest.raises(sa.exc.IntegrityError):
-        await store.add_key(account.id, "fl_aaaaaaaa", "a" * 64, now_ms=2)
+        await store.add_key(account.id, "fl_aaaaaaaa", "a" * 64, now_ms=T0 + 2)
 
 
 async def test_missing_schema_is_not_disguised(tmp_path: Path) -> None:

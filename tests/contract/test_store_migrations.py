@@ -53,3 +53,50 @@ async def test_concurrent_upgrades_are_safe_and_idempotent(empty_database_url: s
     await upgrade(empty_database_url)
     assert await current_revision(empty_database_url) == current_head()
     assert await diff_against(empty_database_url, metadata) == []
+
+
+def constraint_names(connection: sa.Connection) -> dict[str, set[str]]:
+    """Names of every constraint and index, per kind, as the database has them.
+
+    compare_metadata ignores CHECK constraints and most names; a migration must still
+    create them under the names tables.py derives, or a later migration cannot refer
+    to them by name on both databases.
+    """
+    inspector = sa.inspect(connection)
+    names: dict[str, set[str]] = {"pk": set(), "fk": set(), "uq": set(), "ck": set(), "ix": set()}
+    for table in metadata.tables:
+        names["pk"].add(str(inspector.get_pk_constraint(table)["name"]))
+        names["fk"].update(str(fk["name"]) for fk in inspector.get_foreign_keys(table))
+        names["uq"].update(str(uq["name"]) for uq in inspector.get_unique_constraints(table))
+        names["ck"].update(str(ck["name"]) for ck in inspector.get_check_constraints(table))
+        names["ix"].update(
+            str(ix["name"])
+            for ix in inspector.get_indexes(table)
+            if not ix.get("duplicates_constraint")
+        )
+    return names
+
+
+def declared_names() -> dict[str, set[str]]:
+    names: dict[str, set[str]] = {"pk": set(), "fk": set(), "uq": set(), "ck": set(), "ix": set()}
+    kinds = {
+        sa.PrimaryKeyConstraint: "pk",
+        sa.ForeignKeyConstraint: "fk",
+        sa.UniqueConstraint: "uq",
+        sa.CheckConstraint: "ck",
+    }
+    for table in metadata.tables.values():
+        for constraint in table.constraints:
+            names[kinds[type(constraint)]].add(str(constraint.name))
+        names["ix"].update(str(index.name) for index in table.indexes)
+    return names
+
+
+async def test_constraint_and_index_names_match_tables(empty_database_url: str) -> None:
+    await upgrade(empty_database_url)
+    store = await open_store(empty_database_url)
+    try:
+        async with store.engine.connect() as conn:
+            assert await conn.run_sync(constraint_names) == declared_names()
+    finally:
+        await store.close()

@@ -14,6 +14,7 @@ from facelens.core.callbacks import start_body
 from facelens.core.domain import DeliveryStatus, ProcessStatus, TaskStatus
 
 from .conftest import (
+    T0,
     WORKER_LEASE_MS,
     failure,
     new_account,
@@ -21,7 +22,7 @@ from .conftest import (
     success,
 )
 
-NOW = 10_000
+NOW = T0 + 10_000
 
 
 async def test_claim_leases_oldest_first_and_writes_start_delivery(store: SqlStore) -> None:

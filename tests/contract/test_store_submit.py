@@ -11,13 +11,13 @@ from facelens.adapters.store.sql_store import SqlStore
 from facelens.core.domain import DetectOptions, TaskStatus
 from facelens.core.errors import InsufficientCredits
 
-from .conftest import new_account, new_task, submit_tasks
+from .conftest import T0, new_account, new_task, submit_tasks
 
 
 async def test_submit_debits_and_inserts_atomically(store: SqlStore) -> None:
     account = await new_account(store, credits=5)
     tasks = [new_task(n, user_id=n, timestamp="00:00:01") for n in range(3)]
-    ids = await store.submit(account.id, "c" * 32, "https://client.example/cb", tasks, 2_000)
+    ids = await store.submit(account.id, "c" * 32, "https://client.example/cb", tasks, T0 + 2_000)
 
     assert len(ids) == 3 and ids == sorted(ids)
     fresh = await store.get_account(account.id)
@@ -32,7 +32,7 @@ async def test_submit_debits_and_inserts_atomically(store: SqlStore) -> None:
         assert view.options == DetectOptions(
             score_threshold=0.6, landmarks="5", attributes=("pose",)
         )
-        assert view.created_at_ms == 2_000
+        assert view.created_at_ms == T0 + 2_000
         assert view.started_at_ms is None and view.result is None
         assert view.deliveries == ()
 
@@ -40,7 +40,7 @@ async def test_submit_debits_and_inserts_atomically(store: SqlStore) -> None:
 async def test_submit_returns_ids_in_submission_order(store: SqlStore) -> None:
     account = await new_account(store, credits=200)
     tasks = [new_task(n) for n in range(100)]
-    ids = await store.submit(account.id, "order", "https://client.example/cb", tasks, 2_000)
+    ids = await store.submit(account.id, "order", "https://client.example/cb", tasks, T0 + 2_000)
     views = {v.id: v for v in await store.get_creation(account.id, "order")}
     assert [views[i].image_url for i in ids] == [t.image_url for t in tasks]
 

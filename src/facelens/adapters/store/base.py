@@ -26,6 +26,15 @@ class StoreBase:
         self._engine = engine
         self._postgres = is_postgres(engine)
         self._writer = engine.execution_options(**{WRITE_OPTION: True})
+        # Reads that take several queries (a task, its deliveries, their attempts) must
+        # see one snapshot: SQLite's deferred BEGIN gives that; PostgreSQL's default
+        # READ COMMITTED takes a snapshot per statement, REPEATABLE READ one per
+        # transaction (and costs nothing for a read-only one).
+        self._reader = (
+            engine.execution_options(isolation_level="REPEATABLE READ")
+            if self._postgres
+            else engine
+        )
         # SQLite has one writer at a time anyway. Queueing this process's writers on an
         # asyncio lock is fair (FIFO) and avoids the busy handler's sleep-and-poll;
         # other processes still wait on BEGIN IMMEDIATE + busy_timeout.
@@ -39,7 +48,7 @@ class StoreBase:
     async def _read(self) -> AsyncIterator[AsyncConnection]:
         """A read-only transaction (a consistent snapshot on both databases)."""
         with translate_errors():
-            async with self._engine.begin() as conn:
+            async with self._reader.begin() as conn:
                 yield conn
 
     @contextlib.asynccontextmanager

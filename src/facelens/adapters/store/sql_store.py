@@ -13,7 +13,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from facelens.adapters.store.accounts import AccountStore
 from facelens.adapters.store.deliveries import DeliveryStore
-from facelens.adapters.store.engine import DEFAULT_BUSY_TIMEOUT_MS, create_engine
+from facelens.adapters.store.engine import (
+    DEFAULT_BUSY_TIMEOUT_MS,
+    create_engine,
+    translate_errors,
+)
 from facelens.adapters.store.queries import QueryStore
 from facelens.adapters.store.tasks import TaskStore
 
@@ -49,6 +53,6 @@ async def open_store(
     Connects lazily, so a process can start while the database is down (readiness and
     the workers' back-off report it). The schema must have been migrated.
     """
-    return SqlStore(
-        create_engine(database_url, busy_timeout_ms=busy_timeout_ms, pool_size=pool_size)
-    )
+    with translate_errors():  # e.g. the SQLite directory cannot be created
+        engine = create_engine(database_url, busy_timeout_ms=busy_timeout_ms, pool_size=pool_size)
+    return SqlStore(engine)

@@ -165,7 +165,9 @@ class TaskStore(StoreBase):
                 worker_id=worker_id,
                 lease_until=now_ms + lease_ms,
                 attempts=_tasks.c.attempts + 1,
-                started_at_ms=sa.func.coalesce(_tasks.c.started_at_ms, now_ms),
+                started_at_ms=sa.func.coalesce(
+                    _tasks.c.started_at_ms, sa.literal(now_ms, sa.BigInteger)
+                ),
             )
             .returning(*_CLAIMED_COLUMNS)
         )

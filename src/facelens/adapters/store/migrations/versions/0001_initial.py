@@ -4,10 +4,10 @@ Revision ID: 0001
 Revises:
 Create Date: 2026-11-23
 
-A frozen copy of tables.py at the time (names spelled out, not derived from the naming
-convention), so later edits to tables.py need a new revision, never a silent change
-here. Times are BIGINT epoch milliseconds; ids BIGINT (INTEGER on SQLite, where only
-that auto-increments).
+A frozen copy of tables.py at the time, with every constraint and index name spelled
+out and wrapped in op.f() (final: the naming convention must not rewrite it), so later
+edits to tables.py need a new revision, never a silent change here. Times are BIGINT
+epoch milliseconds; ids BIGINT (INTEGER on SQLite, where only that auto-increments).
 """
 
 from __future__ import annotations
@@ -37,8 +37,8 @@ def upgrade() -> None:
         sa.Column("credits", sa.BigInteger(), nullable=False),
         sa.Column("webhook_secret", sa.String(200), nullable=False),
         sa.Column("created_at_ms", sa.BigInteger(), nullable=False),
-        sa.CheckConstraint("credits >= 0", name="ck_accounts_credits_not_negative"),
-        sa.PrimaryKeyConstraint("id", name="pk_accounts"),
+        sa.CheckConstraint("credits >= 0", name=op.f("ck_accounts_credits_not_negative")),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_accounts")),
     )
     op.create_table(
         "api_keys",
@@ -49,12 +49,12 @@ def upgrade() -> None:
         sa.Column("created_at_ms", sa.BigInteger(), nullable=False),
         sa.Column("revoked_at_ms", sa.BigInteger(), nullable=True),
         sa.ForeignKeyConstraint(
-            ["account_id"], ["accounts.id"], name="fk_api_keys_account_id_accounts"
+            ["account_id"], ["accounts.id"], name=op.f("fk_api_keys_account_id_accounts")
         ),
-        sa.PrimaryKeyConstraint("id", name="pk_api_keys"),
-        sa.UniqueConstraint("key_hash", name="uq_api_keys_key_hash"),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_api_keys")),
+        sa.UniqueConstraint("key_hash", name=op.f("uq_api_keys_key_hash")),
     )
-    op.create_index("ix_api_keys_prefix", "api_keys", ["prefix"])
+    op.create_index(op.f("ix_api_keys_prefix"), "api_keys", ["prefix"])
 
     op.create_table(
         "ledger",
@@ -66,11 +66,11 @@ def upgrade() -> None:
         sa.Column("creation_id", sa.String(64), nullable=True),
         sa.Column("created_at_ms", sa.BigInteger(), nullable=False),
         sa.ForeignKeyConstraint(
-            ["account_id"], ["accounts.id"], name="fk_ledger_account_id_accounts"
+            ["account_id"], ["accounts.id"], name=op.f("fk_ledger_account_id_accounts")
         ),
-        sa.PrimaryKeyConstraint("id", name="pk_ledger"),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_ledger")),
     )
-    op.create_index("ix_ledger_account_id", "ledger", ["account_id"])
+    op.create_index(op.f("ix_ledger_account_id"), "ledger", ["account_id"])
 
     op.create_table(
         "tasks",
@@ -92,15 +92,15 @@ def upgrade() -> None:
         sa.Column("error_code", sa.String(64), nullable=False),
         sa.Column("error_info", sa.Text(), nullable=False),
         sa.ForeignKeyConstraint(
-            ["account_id"], ["accounts.id"], name="fk_tasks_account_id_accounts"
+            ["account_id"], ["accounts.id"], name=op.f("fk_tasks_account_id_accounts")
         ),
-        sa.PrimaryKeyConstraint("id", name="pk_tasks"),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_tasks")),
     )
     op.create_index(
-        "ix_tasks_claimable", "tasks", ["id"], postgresql_where=_QUEUE, sqlite_where=_QUEUE
+        op.f("ix_tasks_claimable"), "tasks", ["id"], postgresql_where=_QUEUE, sqlite_where=_QUEUE
     )
-    op.create_index("ix_tasks_account_id_creation_id", "tasks", ["account_id", "creation_id"])
-    op.create_index("ix_tasks_account_id_status", "tasks", ["account_id", "status"])
+    op.create_index(op.f("ix_tasks_account_id_creation_id"), "tasks", ["account_id", "creation_id"])
+    op.create_index(op.f("ix_tasks_account_id_status"), "tasks", ["account_id", "status"])
 
     op.create_table(
         "deliveries",
@@ -116,14 +116,16 @@ def upgrade() -> None:
         sa.Column("last_http_status", sa.Integer(), nullable=True),
         sa.Column("last_error", sa.Text(), nullable=False),
         sa.Column("created_at_ms", sa.BigInteger(), nullable=False),
-        sa.ForeignKeyConstraint(["task_id"], ["tasks.id"], name="fk_deliveries_task_id_tasks"),
-        sa.PrimaryKeyConstraint("id", name="pk_deliveries"),
+        sa.ForeignKeyConstraint(
+            ["task_id"], ["tasks.id"], name=op.f("fk_deliveries_task_id_tasks")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_deliveries")),
         sa.UniqueConstraint(
-            "task_id", "process_status", name="uq_deliveries_task_id_process_status"
+            "task_id", "process_status", name=op.f("uq_deliveries_task_id_process_status")
         ),
     )
     op.create_index(
-        "ix_deliveries_status_next_attempt_at", "deliveries", ["status", "next_attempt_at"]
+        op.f("ix_deliveries_status_next_attempt_at"), "deliveries", ["status", "next_attempt_at"]
     )
 
     op.create_table(
@@ -137,11 +139,11 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(
             ["delivery_id"],
             ["deliveries.id"],
-            name="fk_delivery_attempts_delivery_id_deliveries",
+            name=op.f("fk_delivery_attempts_delivery_id_deliveries"),
         ),
-        sa.PrimaryKeyConstraint("id", name="pk_delivery_attempts"),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_delivery_attempts")),
     )
-    op.create_index("ix_delivery_attempts_delivery_id", "delivery_attempts", ["delivery_id"])
+    op.create_index(op.f("ix_delivery_attempts_delivery_id"), "delivery_attempts", ["delivery_id"])
 
 
 def downgrade() -> None:
