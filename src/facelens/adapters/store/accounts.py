@@ -41,6 +41,26 @@ def _key(row: sa.Row[Any]) -> ApiKeyInfo:
     )
 
 
+_AMOUNT = sa.bindparam("amount", type_=sa.BigInteger)
+
+_DEBIT = (
+    sa.update(accounts)
+    .where(accounts.c.id == sa.bindparam("account"), accounts.c.credits >= _AMOUNT)
+    .values(credits=accounts.c.credits - _AMOUNT)
+    .returning(accounts.c.credits)
+)
+"""The conditional debit of the module docstring."""
+
+_CREDIT = (
+    sa.update(accounts)
+    .where(accounts.c.id == sa.bindparam("account"))
+    .values(credits=accounts.c.credits + _AMOUNT)
+    .returning(accounts.c.credits)
+)
+
+_INSERT_LEDGER = sa.insert(ledger)
+
+
 async def debit(conn: AsyncConnection, account_id: int, amount: int) -> int:
     """Take `amount` credits if the balance allows it; the new balance.
 
@@ -48,12 +68,7 @@ async def debit(conn: AsyncConnection, account_id: int, amount: int) -> int:
     the ledger row in the same transaction.
     """
     new_balance = (
-        await conn.execute(
-            sa.update(accounts)
-            .where(accounts.c.id == account_id, accounts.c.credits >= amount)
-            .values(credits=accounts.c.credits - amount)
-            .returning(accounts.c.credits)
-        )
+        await conn.execute(_DEBIT, {"account": account_id, "amount": amount})
     ).scalar_one_or_none()
     if new_balance is not None:
         return int(new_balance)
@@ -68,12 +83,7 @@ async def debit(conn: AsyncConnection, account_id: int, amount: int) -> int:
 async def credit(conn: AsyncConnection, account_id: int, amount: int) -> int:
     """Give `amount` (>= 0) credits back; the new balance. Raises NotFound."""
     new_balance = (
-        await conn.execute(
-            sa.update(accounts)
-            .where(accounts.c.id == account_id)
-            .values(credits=accounts.c.credits + amount)
-            .returning(accounts.c.credits)
-        )
+        await conn.execute(_CREDIT, {"account": account_id, "amount": amount})
     ).scalar_one_or_none()
     if new_balance is None:
         raise NotFound(f"no account {account_id}")
@@ -91,14 +101,15 @@ async def write_ledger(
     creation_id: str | None = None,
 ) -> None:
     await conn.execute(
-        sa.insert(ledger).values(
-            account_id=account_id,
-            delta=delta,
-            reason=reason,
-            task_id=task_id,
-            creation_id=creation_id,
-            created_at_ms=now_ms,
-        )
+        _INSERT_LEDGER,
+        {
+            "account_id": account_id,
+            "delta": delta,
+            "reason": reason,
+            "task_id": task_id,
+            "creation_id": creation_id,
+            "created_at_ms": now_ms,
+        },
     )
 
 

@@ -24,15 +24,99 @@ delivered or gave up, as the hosted API's receivers expect.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import sqlalchemy as sa
 
-from facelens.adapters.store.base import StoreBase
+from facelens.adapters.store.base import StoreBase, materialized, skip_locked
 from facelens.adapters.store.tables import accounts, deliveries, delivery_attempts, tasks
 from facelens.core.domain import DeliveryAttempt, DeliveryJob, DeliveryStatus, ProcessStatus
 
 _PENDING = DeliveryStatus.PENDING.value
+
+
+_NOW = sa.bindparam("now", type_=sa.BigInteger)
+
+
+@functools.cache
+def _lease_statement(postgres: bool) -> sa.Update:
+    """The claim in the module docstring, for one dialect. Parameters: now, limit,
+    until, dispatcher."""
+    start = deliveries.alias("start")
+    start_pending = (
+        sa.select(start.c.id)
+        .where(
+            start.c.task_id == deliveries.c.task_id,
+            start.c.process_status == int(ProcessStatus.STARTED),
+            start.c.status == _PENDING,
+        )
+        .exists()
+    )
+    due = skip_locked(
+        sa.select(deliveries.c.id)
+        .where(
+            deliveries.c.status == _PENDING,
+            deliveries.c.next_attempt_at <= _NOW,
+            sa.or_(deliveries.c.lease_until.is_(None), deliveries.c.lease_until < _NOW),
+            sa.or_(
+                deliveries.c.process_status == int(ProcessStatus.STARTED),
+                ~start_pending,
+            ),
+        )
+        .order_by(deliveries.c.next_attempt_at, deliveries.c.id)
+        .limit(sa.bindparam("limit", type_=sa.Integer)),
+        postgres,
+        deliveries,
+    )
+    batch = materialized(due.cte("due"), postgres)
+    return (
+        sa.update(deliveries)
+        .where(deliveries.c.id.in_(sa.select(batch.c.id)))
+        .values(
+            lease_until=sa.bindparam("until", type_=sa.BigInteger),
+            dispatcher_id=sa.bindparam("dispatcher"),
+        )
+        .returning(
+            deliveries.c.id,
+            deliveries.c.task_id,
+            deliveries.c.process_status,
+            deliveries.c.body,
+            deliveries.c.attempts,
+            deliveries.c.next_attempt_at,
+        )
+    )
+
+
+_TARGETS = (
+    sa.select(tasks.c.id, tasks.c.callback_url, accounts.c.webhook_secret)
+    .join(accounts, accounts.c.id == tasks.c.account_id)
+    .where(tasks.c.id.in_(sa.bindparam("tasks", expanding=True)))
+)
+"""Where each leased delivery goes and how it is signed. A second query because
+SQLite's RETURNING cannot name joined tables."""
+
+_RECORD = (
+    sa.update(deliveries)
+    .where(
+        deliveries.c.id == sa.bindparam("delivery"),
+        deliveries.c.dispatcher_id == sa.bindparam("dispatcher"),
+        deliveries.c.lease_until.is_not(None),
+        deliveries.c.status == _PENDING,
+    )
+    .values(
+        status=sa.bindparam("new_status"),
+        attempts=deliveries.c.attempts + 1,
+        next_attempt_at=sa.bindparam("next_at", type_=sa.BigInteger),
+        last_http_status=sa.bindparam("http_status", type_=sa.Integer),
+        last_error=sa.bindparam("error"),
+        lease_until=None,
+    )
+    .returning(deliveries.c.id)
+)
+"""Parameters: delivery, dispatcher, new_status, next_at, http_status, error."""
+
+_INSERT_ATTEMPT = sa.insert(delivery_attempts)
 
 
 class DeliveryStore(StoreBase):
@@ -44,58 +128,25 @@ class DeliveryStore(StoreBase):
         """Lease up to `limit` due deliveries, the longest-waiting first."""
         if limit <= 0:
             return []
-        start = deliveries.alias("start")
-        start_pending = (
-            sa.select(start.c.id)
-            .where(
-                start.c.task_id == deliveries.c.task_id,
-                start.c.process_status == int(ProcessStatus.STARTED),
-                start.c.status == _PENDING,
-            )
-            .exists()
-        )
-        due = self._skip_locked(
-            sa.select(deliveries.c.id)
-            .where(
-                deliveries.c.status == _PENDING,
-                deliveries.c.next_attempt_at <= now_ms,
-                sa.or_(deliveries.c.lease_until.is_(None), deliveries.c.lease_until < now_ms),
-                sa.or_(
-                    deliveries.c.process_status == int(ProcessStatus.STARTED),
-                    ~start_pending,
-                ),
-            )
-            .order_by(deliveries.c.next_attempt_at, deliveries.c.id)
-            .limit(limit),
-            deliveries,
-        ).cte("due")
-        if self._postgres:
-            due = due.prefix_with("MATERIALIZED")
-        lease = (
-            sa.update(deliveries)
-            .where(deliveries.c.id.in_(sa.select(due.c.id)))
-            .values(lease_until=now_ms + lease_ms, dispatcher_id=dispatcher_id)
-            .returning(
-                deliveries.c.id,
-                deliveries.c.task_id,
-                deliveries.c.process_status,
-                deliveries.c.body,
-                deliveries.c.attempts,
-                deliveries.c.next_attempt_at,
-            )
-        )
         async with self._write() as conn:
-            leased = sorted((await conn.execute(lease)).all(), key=_due_order)
+            leased = sorted(
+                await conn.execute(
+                    _lease_statement(self._postgres),
+                    {
+                        "now": now_ms,
+                        "limit": limit,
+                        "until": now_ms + lease_ms,
+                        "dispatcher": dispatcher_id,
+                    },
+                ),
+                key=_due_order,
+            )
             if not leased:
                 return []
-            # SQLite's RETURNING cannot name joined tables: a second, indexed lookup.
             targets = {
-                row.task_id: (row.callback_url, row.webhook_secret)
+                row.id: (row.callback_url, row.webhook_secret)
                 for row in await conn.execute(
-                    sa.select(tasks.c.id.label("task_id"), tasks.c.callback_url)
-                    .add_columns(accounts.c.webhook_secret)
-                    .join(accounts, accounts.c.id == tasks.c.account_id)
-                    .where(tasks.c.id.in_({row.task_id for row in leased}))
+                    _TARGETS, {"tasks": sorted({row.task_id for row in leased})}
                 )
             }
         return [
@@ -135,34 +186,28 @@ class DeliveryStore(StoreBase):
         async with self._write() as conn:
             held = (
                 await conn.execute(
-                    sa.update(deliveries)
-                    .where(
-                        deliveries.c.id == delivery_id,
-                        deliveries.c.dispatcher_id == dispatcher_id,
-                        deliveries.c.lease_until.is_not(None),
-                        deliveries.c.status == _PENDING,
-                    )
-                    .values(
-                        status=status.value,
-                        attempts=deliveries.c.attempts + 1,
-                        next_attempt_at=next_at,
-                        last_http_status=attempt.http_status,
-                        last_error=attempt.error,
-                        lease_until=None,
-                    )
-                    .returning(deliveries.c.id)
+                    _RECORD,
+                    {
+                        "delivery": delivery_id,
+                        "dispatcher": dispatcher_id,
+                        "new_status": status.value,
+                        "next_at": next_at,
+                        "http_status": attempt.http_status,
+                        "error": attempt.error,
+                    },
                 )
             ).first()
             if held is None:
                 return
             await conn.execute(
-                sa.insert(delivery_attempts).values(
-                    delivery_id=delivery_id,
-                    attempted_at_ms=attempt.attempted_at_ms,
-                    http_status=attempt.http_status,
-                    error=attempt.error,
-                    duration_ms=attempt.duration_ms,
-                )
+                _INSERT_ATTEMPT,
+                {
+                    "delivery_id": delivery_id,
+                    "attempted_at_ms": attempt.attempted_at_ms,
+                    "http_status": attempt.http_status,
+                    "error": attempt.error,
+                    "duration_ms": attempt.duration_ms,
+                },
             )
 
 

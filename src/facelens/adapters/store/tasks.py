@@ -19,18 +19,19 @@ On PostgreSQL, SKIP LOCKED lets any number of workers claim at once without wait
 each other or taking the same row; the CTE is MATERIALIZED so the locking subquery runs
 exactly once. On SQLite the writers are serialized by BEGIN IMMEDIATE, so no lock
 clause is needed. The start callback rows are inserted by the same transaction, one
-multi-row INSERT … ON CONFLICT DO NOTHING, so a re-claimed task never gets a second one.
+batched INSERT … ON CONFLICT DO NOTHING, so a re-claimed task never gets a second one.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import sqlalchemy as sa
 
 from facelens.adapters.store.accounts import credit, debit, write_ledger
-from facelens.adapters.store.base import StoreBase
+from facelens.adapters.store.base import StoreBase, insert_ignore, materialized, skip_locked
 from facelens.adapters.store.tables import QUEUE_STATUSES, deliveries
 from facelens.adapters.store.tables import tasks as _tasks
 from facelens.core.callbacks import outcome_fields
@@ -92,6 +93,69 @@ def new_delivery(task_id: int, process_status: ProcessStatus, body: str, now_ms:
     }
 
 
+_NOW = sa.bindparam("now", type_=sa.BigInteger)
+_HELD_BY_WORKER = sa.and_(
+    _tasks.c.worker_id == sa.bindparam("worker"),
+    _tasks.c.status == TaskStatus.RUNNING.value,
+)
+
+
+@functools.cache
+def _claim_statement(postgres: bool) -> sa.Update:
+    """The claim in the module docstring, for one dialect. Parameters: now, limit,
+    worker, until."""
+    picked = skip_locked(
+        sa.select(_tasks.c.id)
+        .where(
+            # Literal values, not parameters, so that even a generic prepared plan can
+            # prove the partial index ix_tasks_claimable applies.
+            _tasks.c.status.in_([sa.literal_column(f"'{s}'") for s in QUEUE_STATUSES]),
+            sa.or_(_tasks.c.status == TaskStatus.QUEUED.value, _tasks.c.lease_until < _NOW),
+        )
+        .order_by(_tasks.c.id)
+        .limit(sa.bindparam("limit", type_=sa.Integer)),
+        postgres,
+    )
+    batch = materialized(picked.cte("picked"), postgres)
+    return (
+        sa.update(_tasks)
+        .where(_tasks.c.id.in_(sa.select(batch.c.id)))
+        .values(
+            status=TaskStatus.RUNNING.value,
+            worker_id=sa.bindparam("worker"),
+            lease_until=sa.bindparam("until", type_=sa.BigInteger),
+            attempts=_tasks.c.attempts + 1,
+            started_at_ms=sa.func.coalesce(_tasks.c.started_at_ms, _NOW),
+        )
+        .returning(*_CLAIMED_COLUMNS)
+    )
+
+
+@functools.cache
+def _insert_delivery_statement(postgres: bool) -> Any:
+    """Executed with a list of `new_delivery` rows; an existing (task, process_status)
+    row wins, so claiming or finishing twice never schedules a callback twice."""
+    return insert_ignore(deliveries, postgres).on_conflict_do_nothing(
+        index_elements=["task_id", "process_status"]
+    )
+
+
+_FINISH = (
+    sa.update(_tasks)
+    .where(_tasks.c.id == sa.bindparam("task"), _HELD_BY_WORKER)
+    .values(
+        status=sa.bindparam("new_status"),
+        ended_at_ms=sa.bindparam("ended", type_=sa.BigInteger),
+        result=sa.bindparam("outcome", type_=_tasks.c.result.type),
+        error_code=sa.bindparam("code"),
+        error_info=sa.bindparam("info"),
+        lease_until=None,
+    )
+    .returning(_tasks.c.account_id, _tasks.c.creation_id)
+)
+"""Parameters: task, worker, new_status, ended, outcome, code, info."""
+
+
 class TaskStore(StoreBase):
     """The submission and task-queue part of the `Store` protocol."""
 
@@ -141,48 +205,18 @@ class TaskStore(StoreBase):
         """Claim up to `limit` tasks, oldest first, and insert their start callbacks."""
         if limit <= 0:
             return []
-        picked = self._skip_locked(
-            sa.select(_tasks.c.id)
-            .where(
-                # Literal values, not parameters, so that even a generic prepared plan
-                # can prove the partial index ix_tasks_claimable applies.
-                _tasks.c.status.in_([sa.literal_column(f"'{s}'") for s in QUEUE_STATUSES]),
-                sa.or_(
-                    _tasks.c.status == TaskStatus.QUEUED.value,
-                    _tasks.c.lease_until < now_ms,
-                ),
-            )
-            .order_by(_tasks.c.id)
-            .limit(limit)
-        ).cte("picked")
-        if self._postgres:
-            picked = picked.prefix_with("MATERIALIZED")
-        claim = (
-            sa.update(_tasks)
-            .where(_tasks.c.id.in_(sa.select(picked.c.id)))
-            .values(
-                status=TaskStatus.RUNNING.value,
-                worker_id=worker_id,
-                lease_until=now_ms + lease_ms,
-                attempts=_tasks.c.attempts + 1,
-                started_at_ms=sa.func.coalesce(
-                    _tasks.c.started_at_ms, sa.literal(now_ms, sa.BigInteger)
-                ),
-            )
-            .returning(*_CLAIMED_COLUMNS)
-        )
         async with self._write() as conn:
-            claimed = sorted((_claimed(row) for row in await conn.execute(claim)), key=_id)
+            rows = await conn.execute(
+                _claim_statement(self._postgres),
+                {"now": now_ms, "limit": limit, "worker": worker_id, "until": now_ms + lease_ms},
+            )
+            claimed = sorted((_claimed(row) for row in rows), key=_id)
             if claimed:
                 starts = [
                     new_delivery(task.id, ProcessStatus.STARTED, start_body(task), now_ms)
                     for task in claimed
                 ]
-                await conn.execute(
-                    self._insert_ignore(deliveries)
-                    .values(starts)
-                    .on_conflict_do_nothing(index_elements=["task_id", "process_status"])
-                )
+                await conn.execute(_insert_delivery_statement(self._postgres), starts)
         return claimed
 
     async def renew_leases(self, worker_id: str, task_ids: Sequence[int], until_ms: int) -> int:
@@ -217,29 +251,23 @@ class TaskStore(StoreBase):
         async with self._write() as conn:
             held = (
                 await conn.execute(
-                    sa.update(_tasks)
-                    .where(
-                        _tasks.c.id == task_id,
-                        _tasks.c.status == TaskStatus.RUNNING.value,
-                        _tasks.c.worker_id == worker_id,
-                    )
-                    .values(
-                        status=status.value,
-                        ended_at_ms=outcome.ended_at_ms or now_ms,
-                        result=outcome_fields(outcome),
-                        error_code=outcome.error_code,
-                        error_info=outcome.error_info,
-                        lease_until=None,
-                    )
-                    .returning(_tasks.c.account_id, _tasks.c.creation_id)
+                    _FINISH,
+                    {
+                        "task": task_id,
+                        "worker": worker_id,
+                        "new_status": status.value,
+                        "ended": outcome.ended_at_ms or now_ms,
+                        "outcome": outcome_fields(outcome),
+                        "code": outcome.error_code,
+                        "info": outcome.error_info,
+                    },
                 )
             ).first()
             if held is None:
                 return False
             await conn.execute(
-                self._insert_ignore(deliveries)
-                .values(new_delivery(task_id, ProcessStatus.COMPLETED, complete_body, now_ms))
-                .on_conflict_do_nothing(index_elements=["task_id", "process_status"])
+                _insert_delivery_statement(self._postgres),
+                [new_delivery(task_id, ProcessStatus.COMPLETED, complete_body, now_ms)],
             )
             if refund:
                 await credit(conn, held.account_id, 1)
