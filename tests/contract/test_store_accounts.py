@@ -45,7 +45,7 @@ async def test_charge_and_add_credits_are_conditional(store: SqlStore) -> None:
         await store.add_credits(10_000, 1, "admin", now_ms=T0 + 15)
 
 
-async def test_concurrent_charges_never_overdraw(store: SqlStore, open_stores: object) -> None:
+async def test_concurrent_charges_never_overdraw(store: SqlStore) -> None:
     account = await new_account(store, credits=5)
 
     async def one() -> bool:
