@@ -1,0 +1,60 @@
+"""From merged candidates to the faces a caller gets: filter, order, cap.
+
+The order of the steps is part of the contract: score threshold and minimum size
+first, then largest first (ties by score), then `max_faces` keeps the largest ones.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from facelens.core.detection.boxes import Detections
+from facelens.core.domain import LANDMARK_NAMES, Face
+
+
+def face_sizes(dets: Detections) -> np.ndarray:
+    """A face's size for `min_face_size`: the longer side of its box."""
+    return np.maximum(dets.widths, dets.heights)
+
+
+def filter_detections(
+    dets: Detections, score_threshold: float, min_face_size: int | None = None
+) -> Detections:
+    """Candidates with score >= `score_threshold` and size >= `min_face_size`."""
+    mask = dets.scores >= score_threshold
+    if min_face_size:
+        mask &= face_sizes(dets) >= float(min_face_size)
+    return dets.take(mask)
+
+
+def largest_first(dets: Detections) -> Detections:
+    """Sorted by box area, largest first; equal areas by score, best first."""
+    order = np.lexsort((-dets.scores, -(dets.widths * dets.heights)))
+    return dets.take(order)
+
+
+def to_faces(dets: Detections, landmarks: bool = True, max_faces: int | None = None) -> list[Face]:
+    """`Face` objects in the given order, at most `max_faces` (None or <= 0: all)."""
+    count = len(dets) if not max_faces or max_faces <= 0 else min(max_faces, len(dets))
+    faces = []
+    for i in range(count):
+        x1, y1, x2, y2 = (float(v) for v in dets.boxes[i])
+        points = (
+            {
+                name: (float(dets.landmarks[i, k, 0]), float(dets.landmarks[i, k, 1]))
+                for k, name in enumerate(LANDMARK_NAMES)
+            }
+            if landmarks
+            else {}
+        )
+        faces.append(
+            Face(
+                x=x1,
+                y=y1,
+                width=x2 - x1,
+                height=y2 - y1,
+                score=float(dets.scores[i]),
+                landmarks=points,
+            )
+        )
+    return faces
