@@ -1,0 +1,56 @@
+"""Filters, largest-first order, max_faces and the Face objects."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from facelens.core.detection.boxes import Detections
+from facelens.core.detection.selection import filter_detections, largest_first, to_faces
+from facelens.core.domain import LANDMARK_NAMES
+
+
+def make() -> Detections:
+    boxes = np.array(
+        [[0, 0, 10, 10], [0, 0, 30, 40], [5, 5, 25, 25], [0, 0, 20, 20]], dtype=np.float64
+    )
+    scores = np.array([0.9, 0.6, 0.3, 0.8])
+    marks = np.arange(4 * 5 * 2, dtype=np.float64).reshape(4, 5, 2)
+    return Detections(boxes, scores, marks)
+
+
+def test_score_threshold_is_inclusive() -> None:
+    assert filter_detections(make(), 0.6).scores.tolist() == [0.9, 0.6, 0.8]
+
+
+def test_min_face_size_uses_the_longer_side() -> None:
+    kept = filter_detections(make(), 0.0, min_face_size=20)
+    assert kept.scores.tolist() == [0.6, 0.3, 0.8]
+
+
+def test_largest_first_breaks_ties_by_score() -> None:
+    ordered = largest_first(make())
+    assert ordered.scores.tolist() == [0.6, 0.8, 0.3, 0.9]  # 20x20 tie: 0.8 before 0.3
+
+
+def test_faces_carry_box_score_and_named_landmarks() -> None:
+    faces = to_faces(largest_first(make()))
+    assert [f.area for f in faces] == [1200, 400, 400, 100]
+    top = faces[0]
+    assert (top.x, top.y, top.width, top.height, top.score) == (0, 0, 30, 40, 0.6)
+    assert list(top.landmarks) == list(LANDMARK_NAMES)
+    assert top.landmarks["left_eye"] == (10.0, 11.0)
+    assert isinstance(top.landmarks["nose"][0], float)
+
+
+def test_max_faces_keeps_the_first_ones_and_landmarks_can_be_dropped() -> None:
+    faces = to_faces(largest_first(make()), landmarks=False, max_faces=2)
+    assert [f.score for f in faces] == [0.6, 0.8]
+    assert all(f.landmarks == {} for f in faces)
+    assert len(to_faces(make(), max_faces=0)) == 4
+
+
+def test_face_json_rounds_like_the_hosted_api() -> None:
+    face = to_faces(make())[0]
+    assert face.to_json()["score"] == pytest.approx(0.9)
+    assert face.to_json()["landmarks"]["left_eye"] == [0.0, 1.0]
