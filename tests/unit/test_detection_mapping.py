@@ -14,13 +14,17 @@ from facelens.core.detection.families import CENTERFACE, ScalePass
 from facelens.core.domain import DecodedImage, DetectOptions
 
 
+FaceSpec = tuple[int, int, float, float, float]
+"""cell x, cell y, width px, height px, score"""
+
+
 class FakeCenterFace:
     """Answers every input with faces at fixed input-tensor positions (stride 4)."""
 
     def __init__(
         self,
-        faces: list[tuple[int, int, float, float, float]],
-        by_width: dict[int, list[tuple[int, int, float, float, float]]] | None = None,
+        faces: list[FaceSpec],
+        by_width: dict[int, list[FaceSpec]] | None = None,
     ) -> None:
         self.faces = faces  # (cell x, cell y, width px, height px, score)
         self.by_width = by_width or {}  # other faces for inputs of a given tensor width
@@ -99,8 +103,11 @@ def test_boxes_are_clipped_to_the_image() -> None:
 
 
 def test_two_passes_are_fused_and_the_reduced_pass_adds_no_small_faces() -> None:
-    full = [(25, 25, 64, 64, 0.6)]  # centre 102, 64 px
-    half = [(12, 12, 34, 34, 0.9), (40, 40, 8, 8, 0.9)]  # centre 50 (100), 68 px; a tiny one
+    full: list[FaceSpec] = [(25, 25, 64, 64, 0.6)]  # centre 102, 64 px
+    half: list[FaceSpec] = [
+        (12, 12, 34, 34, 0.9),
+        (40, 40, 8, 8, 0.9),
+    ]  # centre 50 (100), 68 px; a tiny one
     fake = FakeCenterFace([], by_width={416: full, 224: half})
     session = OnnxSession(session=fake, input_name="input", output_names=["a", "b", "c", "d"])
     det = OnnxFaceDetector("fake", session, CENTERFACE)  # the family's two passes
