@@ -13,7 +13,6 @@ from facelens.adapters.runtime import OnnxSession
 from facelens.core.detection.families import CENTERFACE, ScalePass
 from facelens.core.domain import DecodedImage, DetectOptions
 
-
 FaceSpec = tuple[int, int, float, float, float]
 """cell x, cell y, width px, height px, score"""
 

@@ -47,7 +47,8 @@ class ModelFamily:
     multiple: int
     """Input sides are padded up to a multiple of this (the total stride)."""
     default_threshold: float
-    """Score threshold for callers that do not choose one (see `detectors.py`)."""
+    """Score threshold for callers that do not choose one (measurements: the
+    `facelens.adapters.detectors` module docstring)."""
     nms_iou: float
     reliable_face_px: float
     """Smallest face side, in model-input pixels, found with high recall."""
