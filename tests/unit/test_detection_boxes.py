@@ -76,3 +76,8 @@ def test_scaled_and_clipped_map_coordinates() -> None:
     clipped = d.clipped(18, 100)
     assert clipped.boxes[0] == pytest.approx([0, 5, 18, 15])
     assert clipped.landmarks[0, 0] == pytest.approx([-2, 5])  # landmarks are not clipped
+
+
+def test_candidates_centred_in_the_padding_are_dropped() -> None:
+    d = dets([[85, 10, 105, 30], [95, 10, 125, 30], [-30, 0, 10, 10]], [0.9, 0.8, 0.7])
+    assert d.centred_within(100, 100).scores.tolist() == [0.9]

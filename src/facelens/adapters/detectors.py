@@ -106,7 +106,7 @@ class OnnxFaceDetector:
         dets = self.family.decode(outputs, plan.tensor_width, plan.tensor_height, threshold)
         if not len(dets):
             return dets
-        dets = dets.clipped(plan.width, plan.height)
+        dets = dets.centred_within(plan.width, plan.height).clipped(plan.width, plan.height)
         if step.min_input_px > 0:
             dets = dets.take(face_sizes(dets) >= step.min_input_px)
         dets = dets.take(nms(dets.boxes, dets.scores, self.family.nms_iou))

@@ -55,6 +55,16 @@ class Detections:
         boxes[:, 1::2] = np.clip(boxes[:, 1::2], 0.0, height)
         return Detections(boxes, self.scores, self.landmarks)
 
+    def centred_within(self, width: float, height: float) -> Detections:
+        """Only the candidates whose box centre lies inside the image.
+
+        Drops what a model reports from the letterbox padding, which clipping alone
+        would turn into zero-area boxes on the image border.
+        """
+        cx = (self.boxes[:, 0] + self.boxes[:, 2]) / 2.0
+        cy = (self.boxes[:, 1] + self.boxes[:, 3]) / 2.0
+        return self.take((cx >= 0) & (cx < width) & (cy >= 0) & (cy < height))
+
     @property
     def widths(self) -> FloatArray:
         return self.boxes[:, 2] - self.boxes[:, 0]
