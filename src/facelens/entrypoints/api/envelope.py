@@ -106,6 +106,8 @@ def install_error_handlers(app: FastAPI) -> None:
             UNKNOWN_ERROR,
             message=f"Unknown error (request id {request_id(request)})",
             status=500,
+            # Answered outside the middleware that echoes the id: echo it here.
+            headers={"X-Request-ID": request_id(request)},
         )
 
     app.add_exception_handler(RequestValidationError, on_validation)
