@@ -108,6 +108,30 @@ class Settings(BaseSettings):
         Field(description="Comma-separated hosts or CIDRs allowed even if private."),
     ] = ""
 
+    rate_limit_rps: Annotated[
+        float,
+        Field(
+            description="Authenticated requests per second per API key, per process "
+            "(burst of one second; 0 = no limit).",
+            ge=0,
+        ),
+    ] = 20.0
+    rate_limit_tasks_per_minute: Annotated[
+        int,
+        Field(
+            description="Tasks one API key may submit per minute, per process (0 = no limit).",
+            ge=0,
+        ),
+    ] = 6000
+    auth_failures_per_minute: Annotated[
+        int,
+        Field(
+            description="Failed authentications per client address per minute, per process, "
+            "before it gets 429 (0 = no limit).",
+            ge=0,
+        ),
+    ] = 30
+
     default_account_credits: Annotated[
         int, Field(description="Credits of the account created on an empty database.", ge=0)
     ] = 1000

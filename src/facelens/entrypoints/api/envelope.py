@@ -23,6 +23,7 @@ from facelens.core.errors import (
     NotFound,
     StoreUnavailable,
 )
+from facelens.entrypoints.api.ratelimit import RATE_LIMITED_MESSAGE, RateLimited
 
 log = logging.getLogger("facelens.api")
 
@@ -95,6 +96,20 @@ def install_error_handlers(app: FastAPI) -> None:
             headers={"Retry-After": "5"},
         )
 
+    async def on_rate_limited(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RateLimited)
+        return envelope(
+            UNKNOWN_ERROR,
+            message=RATE_LIMITED_MESSAGE,
+            status=429,
+            headers={"Retry-After": exc.retry_after_header},
+        )
+
+    async def on_recursion(request: Request, exc: Exception) -> JSONResponse:
+        # Only hostile input nests deep enough for a parser to hit the recursion limit.
+        log.warning("request %s: input nested too deeply", request_id(request))
+        return envelope(INVALID_PARAMETERS, message="invalid parameter body: nested too deeply")
+
     async def on_http(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
         code = INVALID_PARAMETERS if exc.status_code < 500 else UNKNOWN_ERROR
@@ -116,5 +131,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(InsufficientCredits, on_credits)
     app.add_exception_handler(NotFound, on_not_found)
     app.add_exception_handler(StoreUnavailable, on_store)
+    app.add_exception_handler(RateLimited, on_rate_limited)
+    app.add_exception_handler(RecursionError, on_recursion)
     app.add_exception_handler(StarletteHTTPException, on_http)
     app.add_exception_handler(Exception, on_unexpected)
