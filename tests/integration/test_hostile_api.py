@@ -367,3 +367,24 @@ async def test_a_key_reads_only_its_own_accounts_tasks(make_api: ApiFactory) -> 
         assert (
             usage["data"]["credits"] == 1000 and sum(usage["data"]["usage"]["tasks"].values()) == 0
         )
+
+
+# -- found by schemathesis -------------------------------------------------------------
+
+
+async def test_ids_beyond_bigint_are_not_found(make_api: ApiFactory) -> None:
+    api = await make_api(accounts=1)
+    async with api.client() as client:
+        for task_id in (2**63, 10**30, -(2**63) - 1, 0):
+            response = await client.get(f"/api/aigc/task/{task_id}", headers=bearer(api.keys[0]))
+            assert response.status_code == 404
+            envelope_of(response, 100010)
+
+
+async def test_detect_body_with_wrong_types_is_invalid(make_api: ApiFactory) -> None:
+    api = await make_api(accounts=1)
+    async with api.client() as client:
+        for body in ({"image_url": False}, {"image_base64": 7}, {"attributes": "pose"}):
+            response = await client.post(DETECT, json=body, headers=bearer(api.keys[0]))
+            assert response.status_code == 200
+            assert envelope_of(response, 100010)["message"].startswith("invalid parameter ")

@@ -14,6 +14,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from facelens.core.errors import (
@@ -57,7 +58,7 @@ def request_id(request: Request) -> str:
     return str(getattr(request.state, "request_id", "-"))
 
 
-def describe_validation(exc: RequestValidationError) -> str:
+def describe_validation(exc: RequestValidationError | ValidationError) -> str:
     """The first problem, naming the field the way the request spells it."""
     for error in exc.errors():
         loc = [str(part) for part in error.get("loc", ()) if part != "body"]
@@ -73,6 +74,11 @@ def describe_validation(exc: RequestValidationError) -> str:
 def install_error_handlers(app: FastAPI) -> None:
     async def on_validation(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
+        return envelope(INVALID_PARAMETERS, message=describe_validation(exc))
+
+    async def on_model_validation(request: Request, exc: Exception) -> JSONResponse:
+        # A route validating a body itself (model_validate) with wrong client input.
+        assert isinstance(exc, ValidationError)
         return envelope(INVALID_PARAMETERS, message=describe_validation(exc))
 
     async def on_invalid(request: Request, exc: Exception) -> JSONResponse:
@@ -126,6 +132,7 @@ def install_error_handlers(app: FastAPI) -> None:
         )
 
     app.add_exception_handler(RequestValidationError, on_validation)
+    app.add_exception_handler(ValidationError, on_model_validation)
     app.add_exception_handler(InvalidParameter, on_invalid)
     app.add_exception_handler(InvalidKey, on_key)
     app.add_exception_handler(InsufficientCredits, on_credits)

@@ -16,6 +16,7 @@ from facelens.entrypoints.api.views import task_json
 
 router = APIRouter(prefix="/api/aigc", tags=["tasks"])
 
+MAX_TASK_ID = 2**63 - 1
 MAX_CALLBACK_PARAMS_DEPTH = 32
 """Deepest nesting of arrays/objects in `callback_params`. The size limit alone lets
 ~8,000 levels through, which later recursive code (serialisers, receivers' parsers)
@@ -86,6 +87,8 @@ async def submit(
 @router.get("/task/{task_id}", response_model=Envelope)
 async def get_task(task_id: int, account: AccountDep, runtime: RuntimeDep) -> JSONResponse:
     """Status, result and callback delivery attempts of one of your tasks."""
+    if not 0 < task_id <= MAX_TASK_ID:  # the database's BIGINT would overflow: no such task
+        raise NotFound(f"task {task_id}")
     view = await runtime.tasks.get_task(account, task_id)
     if view is None:
         raise NotFound(f"task {task_id}")
