@@ -45,7 +45,7 @@ class FakeCenterFace:
 
 def detector(fake: FakeCenterFace, **kwargs: object) -> OnnxFaceDetector:
     session = OnnxSession(session=fake, input_name="input", output_names=["a", "b", "c", "d"])
-    return OnnxFaceDetector("fake", session, CENTERFACE, passes=(ScalePass(1.0),), **kwargs)  # type: ignore[arg-type]
+    return OnnxFaceDetector.single("fake", session, CENTERFACE, passes=(ScalePass(1.0),), **kwargs)  # type: ignore[arg-type]
 
 
 def image(width: int, height: int, scale: float = 1.0) -> DecodedImage:
@@ -109,7 +109,7 @@ def test_two_passes_are_fused_and_the_reduced_pass_adds_no_small_faces() -> None
     ]  # centre 50 (100), 68 px; a tiny one
     fake = FakeCenterFace([], by_width={416: full, 224: half})
     session = OnnxSession(session=fake, input_name="input", output_names=["a", "b", "c", "d"])
-    det = OnnxFaceDetector("fake", session, CENTERFACE)  # the family's two passes
+    det = OnnxFaceDetector.single("fake", session, CENTERFACE)  # the family's two passes
     faces = det.detect(image(400, 400), DetectOptions())
     assert [s[2:] for s in fake.shapes] == [(416, 416), (224, 224)]
     (face,) = faces

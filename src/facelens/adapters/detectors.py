@@ -31,14 +31,21 @@ up-scales, large m down-scales (faster). Faces smaller than m are dropped.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
+from dataclasses import replace
+
+import numpy as np
 
 from facelens.adapters.images import resize_rgb
 from facelens.adapters.models import DEFAULT_MODEL, LoadedModel, load_model
+from facelens.adapters.modes import DEFAULT_MODE, MODES, ModeSpec, mode_spec
 from facelens.adapters.runtime import OnnxSession, create_session
 from facelens.core.detection.boxes import Detections, fuse, nms
 from facelens.core.detection.families import ModelFamily, ScalePass
 from facelens.core.detection.plan import build_tensor, detection_scale, plan_input
+from facelens.core.detection.pose import head_pose
+from facelens.core.detection.quality import face_quality
 from facelens.core.detection.selection import (
     face_sizes,
     filter_detections,
@@ -47,38 +54,41 @@ from facelens.core.detection.selection import (
 )
 from facelens.core.domain import DecodedImage, DetectOptions, Face
 
+__all__ = [
+    "DEFAULT_MODE",
+    "MODES",
+    "SUPPORTED_ATTRIBUTES",
+    "ModelDetector",
+    "OnnxFaceDetector",
+    "build_detector",
+    "detector_from_model",
+]
+
 FUSION_IOU = 0.4
 """Cluster IoU when several passes are fused (tuned on widerface-dev: 0.4 > 0.55)."""
 
+SUPPORTED_ATTRIBUTES: frozenset[str] = frozenset({"pose", "quality"})
+"""Values `DetectOptions.attributes` may hold; each adds `Face.extras[name]`."""
 
-class OnnxFaceDetector:
-    """A `Detector` (see application.ports) backed by one ONNX Runtime session."""
+_MIRROR_LANDMARKS = np.array([1, 0, 2, 4, 3], dtype=np.intp)
+"""Landmark order after a horizontal flip: the eyes and the mouth corners swap."""
+
+
+class ModelDetector:
+    """One model (one ONNX Runtime session) run at one or more scale passes."""
 
     def __init__(
         self,
         name: str,
         session: OnnxSession,
         family: ModelFamily,
-        score_threshold: float | None = None,
         passes: Sequence[ScalePass] | None = None,
     ) -> None:
         self.name = name
         self.family = family
-        self.score_threshold = (
-            family.default_threshold if score_threshold is None else float(score_threshold)
-        )
         self.passes = tuple(passes or family.passes)
-        """The inferences per image; the seam where speed/accuracy modes plug in."""
+        """The inferences per image; several are merged by weighted box fusion."""
         self._session = session
-
-    def detect(self, image: DecodedImage, options: DetectOptions) -> list[Face]:
-        """Faces in the oriented original's pixels, largest first (see module doc)."""
-        threshold = (
-            self.score_threshold if options.score_threshold is None else options.score_threshold
-        )
-        dets = self.candidates(image, threshold, options.min_face_size)
-        dets = largest_first(filter_detections(dets, threshold, options.min_face_size))
-        return to_faces(dets, landmarks=options.landmarks != "none", max_faces=options.max_faces)
 
     def candidates(
         self, image: DecodedImage, threshold: float, min_face_size: int | None = None
@@ -115,24 +125,211 @@ class OnnxFaceDetector:
         return dets.scaled(to_original).clipped(image.width, image.height)
 
 
+def _mirrored(image: DecodedImage) -> DecodedImage:
+    pixels = np.ascontiguousarray(image.pixels[:, ::-1])
+    return replace(image, pixels=pixels)
+
+
+def _unmirror(dets: Detections, width: float) -> Detections:
+    """Detections found on the mirrored image, in the unmirrored image's frame."""
+    boxes = dets.boxes.copy()
+    boxes[:, 0] = width - dets.boxes[:, 2]
+    boxes[:, 2] = width - dets.boxes[:, 0]
+    marks = dets.landmarks[:, _MIRROR_LANDMARKS].copy()
+    marks[:, :, 0] = width - marks[:, :, 0]
+    return Detections(boxes, dets.scores, marks)
+
+
+class _Sessions:
+    """Per-detector-family cache: each registered model loaded once, each mode built
+    once, lazily and thread-safely; modes that use the same model share its session."""
+
+    def __init__(self, threads: int, score_threshold: float | None) -> None:
+        self.threads = threads
+        self.score_threshold = score_threshold
+        self._lock = threading.RLock()
+        self._models: dict[str, tuple[LoadedModel, OnnxSession]] = {}
+        self._modes: dict[str, OnnxFaceDetector] = {}
+
+    def model(self, name: str) -> tuple[LoadedModel, OnnxSession]:
+        """Caller holds the lock."""
+        if name not in self._models:
+            loaded = load_model(name)
+            self._models[name] = (loaded, create_session(loaded.onnx_bytes, threads=self.threads))
+        return self._models[name]
+
+    def add(self, detector: OnnxFaceDetector) -> None:
+        if detector.mode is not None:
+            with self._lock:
+                self._modes.setdefault(detector.mode, detector)
+
+    def mode(self, name: str) -> OnnxFaceDetector:
+        spec = mode_spec(name)  # ValueError for an unknown mode, before any locking
+        with self._lock:
+            detector = self._modes.get(name)
+            if detector is None:
+                detector = self._build(spec)
+                self._modes[name] = detector
+            return detector
+
+    def _build(self, spec: ModeSpec) -> OnnxFaceDetector:
+        members = []
+        for run in spec.runs:
+            loaded, session = self.model(run.model)
+            members.append(ModelDetector(loaded.name, session, loaded.family, run.passes))
+        return OnnxFaceDetector(
+            spec.name,
+            members,
+            self.score_threshold if self.score_threshold is not None else spec.score_threshold,
+            mode=spec.name,
+            flip=spec.flip,
+            fusion_iou=spec.fusion_iou,
+            lone_penalty=spec.lone_penalty,
+            sessions=self,
+        )
+
+
+class OnnxFaceDetector:
+    """A `Detector` (see application.ports): one or more models, fused; thread-safe.
+
+    `detect` honours `DetectOptions.mode`: another mode's models are loaded on first
+    use (once, under a lock) and kept. `name` is the mode name for a preset, the
+    model name for a single model chosen by name or path.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        members: Sequence[ModelDetector],
+        score_threshold: float | None = None,
+        *,
+        mode: str | None = None,
+        flip: bool = False,
+        fusion_iou: float = FUSION_IOU,
+        lone_penalty: float = 1.0,
+        sessions: _Sessions | None = None,
+    ) -> None:
+        if not members:
+            raise ValueError("a detector needs at least one model")
+        self.name = name
+        self.mode = mode
+        self.members = tuple(members)
+        self.family = self.members[0].family
+        self.score_threshold = (
+            self.family.default_threshold if score_threshold is None else float(score_threshold)
+        )
+        self.flip = flip
+        self.fusion_iou = fusion_iou
+        self.lone_penalty = lone_penalty
+        self._sessions = sessions or _Sessions(2, None)
+        self._sessions.add(self)
+
+    @classmethod
+    def single(
+        cls,
+        name: str,
+        session: OnnxSession,
+        family: ModelFamily,
+        score_threshold: float | None = None,
+        passes: Sequence[ScalePass] | None = None,
+        threads: int = 2,
+    ) -> OnnxFaceDetector:
+        """One model on an open session (its family's passes unless given)."""
+        member = ModelDetector(name, session, family, passes)
+        return cls(name, [member], score_threshold, sessions=_Sessions(threads, score_threshold))
+
+    @property
+    def passes(self) -> tuple[ScalePass, ...]:
+        """The first model's passes (the only model's, outside the fused modes)."""
+        return self.members[0].passes
+
+    @property
+    def modes(self) -> tuple[str, ...]:
+        return MODES
+
+    def for_mode(self, mode: str | None) -> OnnxFaceDetector:
+        """The detector for `mode` (None or this detector's own mode: itself).
+
+        Raises ValueError for an unknown mode, ModelError when its weights are missing.
+        """
+        if mode is None or mode == self.mode:
+            return self
+        return self._sessions.mode(mode)
+
+    def detect(self, image: DecodedImage, options: DetectOptions) -> list[Face]:
+        """Faces in the oriented original's pixels, largest first (see module doc)."""
+        detector = self.for_mode(options.mode)
+        threshold = (
+            detector.score_threshold if options.score_threshold is None else options.score_threshold
+        )
+        dets = detector.candidates(image, threshold, options.min_face_size)
+        dets = largest_first(filter_detections(dets, threshold, options.min_face_size))
+        faces = to_faces(dets, landmarks=True, max_faces=options.max_faces)
+        wanted = set(options.attributes) & SUPPORTED_ATTRIBUTES
+        for face, marks in zip(faces, dets.landmarks, strict=False):
+            if "pose" in wanted:
+                face.extras["pose"] = head_pose(marks).to_json()
+            if "quality" in wanted:
+                box = (face.x, face.y, face.x + face.width, face.y + face.height)
+                face.extras["quality"] = face_quality(image.pixels, box, image.scale).to_json()
+        if options.landmarks == "none":
+            faces = [replace(face, landmarks={}) for face in faces]
+        return faces
+
+    def candidates(
+        self, image: DecodedImage, threshold: float, min_face_size: int | None = None
+    ) -> Detections:
+        """Candidates of every model (and of the mirrored image when `flip`), fused."""
+        parts = [m.candidates(image, threshold, min_face_size) for m in self.members]
+        if self.flip:
+            mirrored = _mirrored(image)
+            parts += [
+                _unmirror(m.candidates(mirrored, threshold, min_face_size), image.width)
+                for m in self.members
+            ]
+        if len(parts) == 1:
+            return parts[0]
+        return fuse(Detections.concat(parts), self.fusion_iou, self.lone_penalty)
+
+
 def detector_from_model(
     model: LoadedModel,
     threads: int = 2,
     score_threshold: float | None = None,
     passes: Sequence[ScalePass] | None = None,
 ) -> OnnxFaceDetector:
+    """A single-model detector (its family's passes unless given)."""
     session = create_session(model.onnx_bytes, threads=threads)
-    return OnnxFaceDetector(model.name, session, model.family, score_threshold, passes)
+    return OnnxFaceDetector.single(
+        model.name, session, model.family, score_threshold, passes, threads
+    )
 
 
 def build_detector(
     model: str = DEFAULT_MODEL,
     threads: int = 2,
     score_threshold: float | None = None,
+    mode: str | None = None,
 ) -> OnnxFaceDetector:
-    """Load a registered model by name (or an .onnx path) and open its session.
+    """The service's detector: a mode preset, or one model by name or .onnx path.
 
-    Raises ModelError when the weights are missing, tampered or not a face model.
-    Slow (~0.1-0.3 s): call once at start-up, never per request.
+    * `mode` given: that preset (`MODES`); `model` is then ignored unless it names a
+      model other than the default, which is refused (ValueError) to avoid surprises.
+    * no `mode`, `model` the default (`centerface`): the default mode, `DEFAULT_MODE`.
+    * no `mode`, another model: that model alone, with its family's passes.
+
+    Whichever it is, `detect` serves `DetectOptions.mode` too (loaded on first use).
+    Raises ModelError when the weights are missing, tampered or not a face model,
+    ValueError for an unknown mode. Slow (~0.1-0.3 s per model): call once at start-up.
     """
-    return detector_from_model(load_model(model), threads=threads, score_threshold=score_threshold)
+    sessions = _Sessions(threads, score_threshold)
+    if mode is None and model == DEFAULT_MODEL:
+        mode = DEFAULT_MODE
+    if mode is not None:
+        if model != DEFAULT_MODEL:
+            raise ValueError(f"choose a mode ({mode!r}) or a model ({model!r}), not both")
+        return sessions.mode(mode)
+    with sessions._lock:
+        loaded, session = sessions.model(model)
+    member = ModelDetector(loaded.name, session, loaded.family)
+    return OnnxFaceDetector(loaded.name, [member], score_threshold, sessions=sessions)

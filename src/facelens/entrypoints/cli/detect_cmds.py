@@ -20,7 +20,13 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from facelens.adapters.detectors import OnnxFaceDetector, build_detector
+from facelens.adapters.detectors import (
+    DEFAULT_MODE,
+    MODES,
+    SUPPORTED_ATTRIBUTES,
+    OnnxFaceDetector,
+    build_detector,
+)
 from facelens.adapters.drawing import save_annotated
 from facelens.adapters.images import PillowDecoder, load_image_file
 from facelens.adapters.models import DEFAULT_MODEL
@@ -47,14 +53,34 @@ ModelOption = Annotated[
     ),
 ]
 ThreadsOption = Annotated[int, typer.Option("--threads", min=1, help="Inference threads.")]
+ModeOption = Annotated[
+    str | None,
+    typer.Option(
+        "--mode",
+        envvar="FACELENS_MODE",
+        help=f"Speed/accuracy preset: {', '.join(MODES)} (default {DEFAULT_MODE} "
+        "unless --model names another model).",
+    ),
+]
 
 
-def _load_detector(model: str, threads: int, console: Console) -> OnnxFaceDetector:
+def _load_detector(
+    model: str, threads: int, console: Console, mode: str | None = None
+) -> OnnxFaceDetector:
     try:
-        return build_detector(model, threads=threads)
-    except ModelError as exc:
+        return build_detector(model, threads=threads, mode=mode)
+    except (ModelError, ValueError) as exc:
         console.print(f"[red]model error:[/red] {exc}")
         raise typer.Exit(2) from exc
+
+
+def _attributes(value: str | None) -> tuple[str, ...]:
+    names = tuple(a.strip() for a in (value or "").split(",") if a.strip())
+    unknown = sorted(set(names) - SUPPORTED_ATTRIBUTES)
+    if unknown:
+        known = ", ".join(sorted(SUPPORTED_ATTRIBUTES))
+        raise typer.BadParameter(f"unknown attribute(s) {', '.join(unknown)}; known: {known}")
+    return names
 
 
 def _draw_path(draw: Path, index: int, count: int) -> Path:
@@ -78,14 +104,23 @@ def detect(
     ] = None,
     max_faces: Annotated[int | None, typer.Option(min=1, help="Keep the N largest faces.")] = None,
     threads: ThreadsOption = 2,
+    mode: ModeOption = None,
+    attributes: Annotated[
+        str | None,
+        typer.Option("--attributes", metavar="pose,quality", help="Per-face extras (JSON output)."),
+    ] = None,
 ) -> None:
     """Detect faces in local image files: a table per image, or JSON with --json."""
     out = Console()
     err = Console(stderr=True)
-    detector = _load_detector(model, threads, err)
+    wanted = _attributes(attributes)
+    detector = _load_detector(model, threads, err, mode)
     decoder = PillowDecoder()
     options = DetectOptions(
-        score_threshold=threshold, min_face_size=min_face_size, max_faces=max_faces
+        score_threshold=threshold,
+        min_face_size=min_face_size,
+        max_faces=max_faces,
+        attributes=wanted,
     )
     results: list[dict[str, object]] = []
     failures = 0
@@ -185,6 +220,7 @@ def evaluate(
     model: ModelOption = DEFAULT_MODEL,
     limit: Annotated[int | None, typer.Option(min=1, help="Only the first N images.")] = None,
     threads: ThreadsOption = 2,
+    mode: ModeOption = None,
 ) -> None:
     """AP easy/medium/hard (official WIDER FACE protocol) and speed on a local dataset."""
     console = Console(stderr=True)
@@ -193,7 +229,7 @@ def evaluate(
     except (FileNotFoundError, OSError, ValueError) as exc:
         console.print(f"[red]dataset error:[/red] {exc}")
         raise typer.Exit(2) from exc
-    detector = _load_detector(model, threads, console)
+    detector = _load_detector(model, threads, console, mode)
     total = len(dataset.images[:limit])
     columns = (
         TextColumn("{task.description}"),
