@@ -214,6 +214,10 @@ def service_settings(data_dir: Path, **overrides: object) -> Settings:
         "callback_timeout": 3.0,
         "fetch_total_timeout": 10.0,
         "lease_seconds": 30.0,
+        # Tests poll the query API; per-key throttling is tested elsewhere.
+        "rate_limit_rps": 0,
+        "rate_limit_tasks_per_minute": 0,
+        "auth_failures_per_minute": 0,
     }
     values.update(overrides)
     return load_settings({}, **values)
