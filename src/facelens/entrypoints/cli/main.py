@@ -175,7 +175,8 @@ def keys_revoke(key: Annotated[str, typer.Argument(help="The key or its printed 
     err.print("key revoked")
 
 
-@credits_app.command("add")
+# ignore_unknown_options: `credits add acme -5` is an amount, not an unknown option.
+@credits_app.command("add", context_settings={"ignore_unknown_options": True})
 def credits_add(
     account: Annotated[str, typer.Argument(help="Account id or name.")],
     amount: Annotated[int, typer.Argument(help="Credits to add (negative to remove).")],
