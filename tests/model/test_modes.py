@@ -69,8 +69,10 @@ def test_each_mode_finds_the_couple(
     for mode in MODES:
         found = detector.detect(image, DetectOptions(mode=mode, max_faces=2))
         assert len(found) == 2, mode
-        for a, b in zip(reference, found, strict=True):
-            assert abs(a.x - b.x) < 0.1 * a.width and abs(a.y - b.y) < 0.1 * a.height, mode
+        for a in reference:  # the two faces are about the same size: any order
+            assert any(
+                abs(a.x - b.x) < 0.1 * a.width and abs(a.y - b.y) < 0.1 * a.height for b in found
+            ), mode
 
 
 def test_modes_load_once_even_from_several_threads(detector: OnnxFaceDetector) -> None:

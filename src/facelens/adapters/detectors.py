@@ -34,13 +34,16 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 from dataclasses import replace
+from typing import Protocol
 
 import numpy as np
+import numpy.typing as npt
 
 from facelens.adapters.images import resize_rgb
 from facelens.adapters.models import DEFAULT_MODEL, LoadedModel, load_model
 from facelens.adapters.modes import DEFAULT_MODE, MODES, ModeSpec, mode_spec
-from facelens.adapters.runtime import OnnxSession, create_session
+from facelens.adapters.ov_runtime import OpenVinoSession, openvino_available
+from facelens.adapters.runtime import CPU, available_providers, create_session
 from facelens.core.detection.boxes import Detections, fuse, nms
 from facelens.core.detection.families import ModelFamily, ScalePass
 from facelens.core.detection.plan import build_tensor, detection_scale, plan_input
@@ -53,6 +56,7 @@ from facelens.core.detection.selection import (
     to_faces,
 )
 from facelens.core.domain import DecodedImage, DetectOptions, Face
+from facelens.core.errors import ModelError
 
 __all__ = [
     "DEFAULT_MODE",
@@ -63,6 +67,16 @@ __all__ = [
     "build_detector",
     "detector_from_model",
 ]
+
+BACKENDS: tuple[str, ...] = ("onnxruntime", "openvino")
+
+
+class InferenceSession(Protocol):
+    """What a model detector needs from a backend session (`runtime.OnnxSession`,
+    `ov_runtime.OpenVinoSession`)."""
+
+    def run(self, tensor: npt.NDArray[np.float32]) -> list[npt.NDArray[np.float32]]: ...
+
 
 FUSION_IOU = 0.4
 """Cluster IoU when several passes are fused (tuned on widerface-dev: 0.4 > 0.55)."""
@@ -80,7 +94,7 @@ class ModelDetector:
     def __init__(
         self,
         name: str,
-        session: OnnxSession,
+        session: InferenceSession,
         family: ModelFamily,
         passes: Sequence[ScalePass] | None = None,
     ) -> None:
@@ -140,23 +154,46 @@ def _unmirror(dets: Detections, width: float) -> Detections:
     return Detections(boxes, dets.scores, marks)
 
 
-class _Sessions:
-    """Per-detector-family cache: each registered model loaded once, each mode built
-    once, lazily and thread-safely; modes that use the same model share its session."""
+def resolve_backend(backend: str | None = None) -> str:
+    """`onnxruntime` or `openvino`; None/"auto": OpenVINO when it is installed and
+    ONNX Runtime has no GPU provider here (measured: bf16 OpenVINO is ~1.5x faster on
+    this project's AVX-512 CPUs at the same AP), else ONNX Runtime."""
+    if backend in (None, "auto"):
+        if available_providers()[0] == CPU and openvino_available():
+            return "openvino"
+        return "onnxruntime"
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; known: auto, {', '.join(BACKENDS)}")
+    if backend == "openvino" and not openvino_available():
+        raise ModelError("backend 'openvino' needs the openvino package: pip install openvino")
+    return backend
 
-    def __init__(self, threads: int, score_threshold: float | None) -> None:
+
+class _Sessions:
+    """Per-detector-family cache: each model loaded once, each mode built once, lazily
+    and thread-safely; modes that use the same model share its session."""
+
+    def __init__(
+        self, threads: int, score_threshold: float | None, backend: str = "onnxruntime"
+    ) -> None:
         self.threads = threads
         self.score_threshold = score_threshold
+        self.backend = backend
         self._lock = threading.RLock()
-        self._models: dict[str, tuple[LoadedModel, OnnxSession]] = {}
+        self._models: dict[str, tuple[LoadedModel, InferenceSession]] = {}
         self._modes: dict[str, OnnxFaceDetector] = {}
 
-    def model(self, name: str) -> tuple[LoadedModel, OnnxSession]:
-        """Caller holds the lock."""
-        if name not in self._models:
-            loaded = load_model(name)
-            self._models[name] = (loaded, create_session(loaded.onnx_bytes, threads=self.threads))
-        return self._models[name]
+    def model(self, name: str) -> tuple[LoadedModel, InferenceSession]:
+        with self._lock:
+            if name not in self._models:
+                loaded = load_model(name)
+                session: InferenceSession
+                if self.backend == "openvino":
+                    session = OpenVinoSession(loaded.onnx_bytes, threads=self.threads)
+                else:
+                    session = create_session(loaded.onnx_bytes, threads=self.threads)
+                self._models[name] = (loaded, session)
+            return self._models[name]
 
     def add(self, detector: OnnxFaceDetector) -> None:
         if detector.mode is not None:
@@ -228,7 +265,7 @@ class OnnxFaceDetector:
     def single(
         cls,
         name: str,
-        session: OnnxSession,
+        session: InferenceSession,
         family: ModelFamily,
         score_threshold: float | None = None,
         passes: Sequence[ScalePass] | None = None,
@@ -310,6 +347,7 @@ def build_detector(
     threads: int = 2,
     score_threshold: float | None = None,
     mode: str | None = None,
+    backend: str | None = None,
 ) -> OnnxFaceDetector:
     """The service's detector: a mode preset, or one model by name or .onnx path.
 
@@ -318,18 +356,18 @@ def build_detector(
     * no `mode`, `model` the default (`centerface`): the default mode, `DEFAULT_MODE`.
     * no `mode`, another model: that model alone, with its family's passes.
 
+    `backend`: see `resolve_backend` (default: OpenVINO bf16 when installed).
     Whichever it is, `detect` serves `DetectOptions.mode` too (loaded on first use).
     Raises ModelError when the weights are missing, tampered or not a face model,
     ValueError for an unknown mode. Slow (~0.1-0.3 s per model): call once at start-up.
     """
-    sessions = _Sessions(threads, score_threshold)
+    sessions = _Sessions(threads, score_threshold, resolve_backend(backend))
     if mode is None and model == DEFAULT_MODEL:
         mode = DEFAULT_MODE
     if mode is not None:
         if model != DEFAULT_MODEL:
             raise ValueError(f"choose a mode ({mode!r}) or a model ({model!r}), not both")
         return sessions.mode(mode)
-    with sessions._lock:
-        loaded, session = sessions.model(model)
+    loaded, session = sessions.model(model)
     member = ModelDetector(loaded.name, session, loaded.family)
     return OnnxFaceDetector(loaded.name, [member], score_threshold, sessions=sessions)
