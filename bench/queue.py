@@ -86,15 +86,31 @@ class NoDetect:
         return []
 
 
+class BatchingWorker(Worker):
+    """Experiment (--batch): claim only once at least half the slots are free, so each
+    claim transaction takes several tasks instead of one. Not the shipped behaviour."""
+
+    async def _claim(self) -> int:
+        low = max(1, self._config.concurrency // 2)
+        if self._config.concurrency - len(self._inflight) < low:
+            await asyncio.wait(list(self._inflight.values()), return_when=asyncio.FIRST_COMPLETED)
+            return 1
+        return await super()._claim()
+
+
 # ---------------------------------------------------------------- worker processes
 
 
-def worker_process(url: str, index: int, concurrency: int, poll: float, go: MpEvent) -> None:
+def worker_process(
+    url: str, index: int, concurrency: int, poll: float, go: MpEvent, batch: bool
+) -> None:
     """One worker node: the real Worker loop until SIGTERM."""
-    asyncio.run(_worker_main(url, index, concurrency, poll, go))
+    asyncio.run(_worker_main(url, index, concurrency, poll, go, batch))
 
 
-async def _worker_main(url: str, index: int, concurrency: int, poll: float, go: MpEvent) -> None:
+async def _worker_main(
+    url: str, index: int, concurrency: int, poll: float, go: MpEvent, batch: bool
+) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
@@ -102,7 +118,7 @@ async def _worker_main(url: str, index: int, concurrency: int, poll: float, go: 
     try:
         await store.ping()
         await asyncio.to_thread(go.wait)
-        worker = Worker(
+        worker = (BatchingWorker if batch else Worker)(
             store,
             ImagePipeline(NoFetch(), NoDecode(), NoDetect()),
             SystemClock(),
@@ -202,18 +218,20 @@ async def _rows(store: SqlStore, ids: Sequence[int]) -> list[sa.Row[tuple[int, i
 
 
 async def _wait_done(store: SqlStore, ids: Sequence[int], deadline_s: float) -> None:
+    """Poll (cheaply: a range count, every 0.1 s) until every task in `ids` ended."""
     t = tasks_table
+    low, high = min(ids), max(ids)
     end = time.monotonic() + deadline_s
     while time.monotonic() < end:
         async with store.engine.connect() as conn:
             left = await conn.scalar(
                 sa.select(sa.func.count())
                 .select_from(t)
-                .where(t.c.id.in_(list(ids)), t.c.ended_at_ms.is_(None))
+                .where(t.c.id.between(low, high), t.c.ended_at_ms.is_(None))
             )
         if not left:
             return
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(0.1)
     raise TimeoutError(f"tasks not finished within {deadline_s} s")
 
 
@@ -225,7 +243,14 @@ def _pct(values: Sequence[float], q: float) -> float:
 
 
 async def run_one(
-    kind: str, workers: int, tasks: int, concurrency: int, poll: float, rate: float, idle_n: int
+    kind: str,
+    workers: int,
+    tasks: int,
+    concurrency: int,
+    poll: float,
+    rate: float,
+    idle_n: int,
+    batch: bool = False,
 ) -> Result:
     db = Database(kind)
     url = await db.create()
@@ -239,7 +264,7 @@ async def run_one(
         ids = await _submit(store, account.id, tasks)
         for index in range(workers):
             proc = ctx.Process(
-                target=worker_process, args=(url, index, concurrency, poll, go), daemon=True
+                target=worker_process, args=(url, index, concurrency, poll, go, batch), daemon=True
             )
             proc.start()
             procs.append(proc)
@@ -318,6 +343,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--poll", type=float, default=0.5, help="idle poll interval, seconds")
     parser.add_argument("--rate", type=float, default=100.0, help="loaded-latency submits/s")
     parser.add_argument("--idle", type=int, default=20, help="idle wake-up samples")
+    parser.add_argument(
+        "--batch", action="store_true", help="experiment: claim when half the slots are free"
+    )
     args = parser.parse_args(argv)
     kinds = ["postgres", "sqlite"] if args.db == "both" else [args.db]
     counts = [int(x) for x in args.workers.split(",") if x.strip()]
@@ -334,13 +362,15 @@ def main(argv: Sequence[str] | None = None) -> None:
                     args.poll,
                     args.rate,
                     args.idle,
+                    args.batch,
                 )
             )
             results.append(result)
             print(f"  done {kind} x{workers}: {result.claims_per_s:.0f} claims/s", flush=True)
     print(f"after:  {_load()}")
     print(
-        f"\nconcurrency {args.concurrency}/worker, poll {args.poll} s, "
+        f"\n{'batching (experiment), ' if args.batch else ''}"
+        f"concurrency {args.concurrency}/worker, poll {args.poll} s, "
         f"loaded phase {args.rate:g} single-task submits/s for 3 s, {args.idle} idle samples\n"
     )
     header = (
