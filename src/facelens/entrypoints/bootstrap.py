@@ -14,9 +14,11 @@ import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-from facelens.adapters.detectors import build_detector
+from facelens.adapters.detectors import SUPPORTED_ATTRIBUTES, build_detector
 from facelens.adapters.http import SafeHttp
 from facelens.adapters.images import PillowDecoder
+from facelens.adapters.models import DEFAULT_MODEL
+from facelens.adapters.modes import MODES
 from facelens.adapters.store.sql_store import open_store
 from facelens.application.accounts import AccountAdmin
 from facelens.application.clock import SystemClock
@@ -56,8 +58,13 @@ def process_id(role: str) -> str:
 
 
 def build_detector_for(settings: Settings) -> Detector:
+    custom_model = settings.model != DEFAULT_MODEL
     return build_detector(
-        settings.model, threads=settings.detect_threads, score_threshold=settings.score_threshold
+        settings.model,
+        threads=settings.detect_threads,
+        score_threshold=settings.score_threshold,
+        mode=None if custom_model else settings.detect_mode,
+        backend=None if settings.detect_backend == "auto" else settings.detect_backend,
     )
 
 
@@ -121,6 +128,8 @@ async def open_runtime(
         rules = IntakeRules(
             max_tasks=settings.max_tasks_per_request,
             landmark_modes=frozenset({"5", "none"}),
+            attributes=SUPPORTED_ATTRIBUTES,
+            modes=frozenset(MODES),
             url_check=validate_url,
         )
         tasks = TaskService(

@@ -36,8 +36,22 @@ class Settings(BaseSettings):
     log_level: Annotated[str, Field(description="debug, info, warning or error.")] = "info"
 
     model: Annotated[
-        str, Field(description="Detector: a registry name (centerface) or a path to an .onnx.")
+        str,
+        Field(
+            description="Detector model: a registry name (centerface, retinaface-mnet025) or a "
+            "path to an .onnx; anything but centerface replaces the mode presets."
+        ),
     ] = "centerface"
+    detect_mode: Annotated[
+        str,
+        Field(description="Accuracy mode when no request names one: fast, balanced or accurate."),
+    ] = "balanced"
+    detect_backend: Annotated[
+        str,
+        Field(
+            description="Inference backend: auto (OpenVINO when installed), onnxruntime, openvino."
+        ),
+    ] = "auto"
     detect_threads: Annotated[
         int, Field(description="ONNX Runtime intra-op threads per inference.", ge=1)
     ] = 2

@@ -23,8 +23,12 @@ class AdditionalParams(BaseModel):
     min_face_size: int | None = Field(None, description="Smallest face side to report, pixels.")
     max_faces: int | None = Field(None, description="Report at most this many (largest) faces.")
     landmarks: str | None = Field(None, description='"5" (default) or "none".')
-    attributes: list[str] | None = Field(None, description="Extra per-face attributes.")
-    mode: str | None = Field(None, description="Accuracy mode, when the server offers several.")
+    attributes: list[str] | None = Field(
+        None, description='Extra per-face attributes: "pose" (yaw/pitch/roll), "quality".'
+    )
+    mode: str | None = Field(
+        None, description='"fast", "balanced" or "accurate" (default: FACELENS_DETECT_MODE).'
+    )
 
 
 class TaskItem(BaseModel):
