@@ -162,7 +162,8 @@ async def test_missing_unknown_and_revoked_keys_are_100030(service: Service) -> 
 async def test_insufficient_credits_creates_and_charges_nothing(
     start_service: StartService,
 ) -> None:
-    service = await start_service(credits=3)
+    # No refunds: the unreachable images must not give credits back mid-test.
+    service = await start_service(credits=3, refund_failed=False)
     answer = await post_json(service, body(task_list=[task() for _ in range(4)]))
     assert_envelope(answer, 100040)
     assert answer["data"] is None
