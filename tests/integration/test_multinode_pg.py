@@ -354,9 +354,10 @@ def test_killed_worker_loses_nothing(cluster: Cluster) -> None:
     ids_seen = Counter(r.headers["webhook-id"] for r in requests)
     assert set(ids_seen) == expected
     # At-least-once: only a delivery the killed process had sent but not yet recorded
-    # may arrive twice, and then with the very same body.
+    # may arrive twice (its dispatcher holds at most FACELENS_DISPATCHER_CONCURRENCY,
+    # 16, at once), and then with the very same body.
     duplicates = {msg_id: n for msg_id, n in ids_seen.items() if n > 1}
-    assert len(duplicates) <= 16 + 4, duplicates
+    assert len(duplicates) <= 16 and max(ids_seen.values()) <= 2, duplicates
     bodies: dict[str, set[bytes]] = {}
     for r in requests:
         bodies.setdefault(r.headers["webhook-id"], set()).add(r.body)
