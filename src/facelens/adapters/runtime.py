@@ -49,7 +49,15 @@ def create_session(
     threads: int = 2,
     providers: Sequence[str] | None = None,
 ) -> OnnxSession:
-    """Build a session from serialized ONNX bytes; raises ModelError for a bad graph."""
+    """Build a session from serialized ONNX bytes; raises ModelError for a bad graph.
+
+    Telemetry is switched off first: a start-up once hung on ONNX Runtime's telemetry
+    store under ~/.cache while several processes loaded models at the same time, and a
+    self-hosted service has no business phoning home anyway.
+    """
+    disable_telemetry = getattr(ort, "disable_telemetry_events", None)
+    if callable(disable_telemetry):
+        disable_telemetry()
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.intra_op_num_threads = max(1, threads)
