@@ -125,12 +125,16 @@ class ModelDetector:
             source_w, source_h, base * step.factor / image.scale, self.family.multiple
         )
         pixels = resize_rgb(image.pixels, plan.width, plan.height) if plan.resizes else image.pixels
+        if step.flip:
+            pixels = np.ascontiguousarray(pixels[:, ::-1])
         tensor = build_tensor(pixels, plan, self.family.mean, self.family.std, self.family.bgr)
         outputs = self._session.run(tensor)
         dets = self.family.decode(outputs, plan.tensor_width, plan.tensor_height, threshold)
         if not len(dets):
             return dets
         dets = dets.centred_within(plan.width, plan.height).clipped(plan.width, plan.height)
+        if step.flip:
+            dets = _unmirror(dets, plan.width)
         if step.min_input_px > 0:
             dets = dets.take(face_sizes(dets) >= step.min_input_px)
         dets = dets.take(nms(dets.boxes, dets.scores, self.family.nms_iou))

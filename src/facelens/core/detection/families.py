@@ -29,11 +29,13 @@ class ScalePass:
     `factor` multiplies the planned scale (see `plan.detection_scale`); `min_input_px`
     drops this pass's faces smaller than that many model-input pixels, so a reduced
     pass only contributes the large faces it localises better and none of the small
-    false positives a reduced image produces.
+    false positives a reduced image produces. `flip` runs the pass on the mirrored
+    image (test-time augmentation; its faces are mirrored back before fusion).
     """
 
     factor: float
     min_input_px: float = 0.0
+    flip: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -63,12 +63,25 @@ ModeOption = Annotated[
     ),
 ]
 
+BackendOption = Annotated[
+    str | None,
+    typer.Option(
+        "--backend",
+        envvar="FACELENS_BACKEND",
+        help="Inference backend: auto (OpenVINO when installed), onnxruntime, openvino.",
+    ),
+]
+
 
 def _load_detector(
-    model: str, threads: int, console: Console, mode: str | None = None
+    model: str,
+    threads: int,
+    console: Console,
+    mode: str | None = None,
+    backend: str | None = None,
 ) -> OnnxFaceDetector:
     try:
-        return build_detector(model, threads=threads, mode=mode)
+        return build_detector(model, threads=threads, mode=mode, backend=backend)
     except (ModelError, ValueError) as exc:
         console.print(f"[red]model error:[/red] {exc}")
         raise typer.Exit(2) from exc
@@ -105,6 +118,7 @@ def detect(
     max_faces: Annotated[int | None, typer.Option(min=1, help="Keep the N largest faces.")] = None,
     threads: ThreadsOption = 2,
     mode: ModeOption = None,
+    backend: BackendOption = None,
     attributes: Annotated[
         str | None,
         typer.Option("--attributes", metavar="pose,quality", help="Per-face extras (JSON output)."),
@@ -114,7 +128,7 @@ def detect(
     out = Console()
     err = Console(stderr=True)
     wanted = _attributes(attributes)
-    detector = _load_detector(model, threads, err, mode)
+    detector = _load_detector(model, threads, err, mode, backend)
     decoder = PillowDecoder()
     options = DetectOptions(
         score_threshold=threshold,
@@ -221,6 +235,7 @@ def evaluate(
     limit: Annotated[int | None, typer.Option(min=1, help="Only the first N images.")] = None,
     threads: ThreadsOption = 2,
     mode: ModeOption = None,
+    backend: BackendOption = None,
 ) -> None:
     """AP easy/medium/hard (official WIDER FACE protocol) and speed on a local dataset."""
     console = Console(stderr=True)
@@ -229,7 +244,7 @@ def evaluate(
     except (FileNotFoundError, OSError, ValueError) as exc:
         console.print(f"[red]dataset error:[/red] {exc}")
         raise typer.Exit(2) from exc
-    detector = _load_detector(model, threads, console, mode)
+    detector = _load_detector(model, threads, console, mode, backend)
     total = len(dataset.images[:limit])
     columns = (
         TextColumn("{task.description}"),
