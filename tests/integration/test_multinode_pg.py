@@ -358,10 +358,15 @@ def test_killed_worker_loses_nothing(cluster: Cluster) -> None:
     # 16, at once), and then with the very same body.
     duplicates = {msg_id: n for msg_id, n in ids_seen.items() if n > 1}
     assert len(duplicates) <= 16 and max(ids_seen.values()) <= 2, duplicates
+    # A POST cut off by the kill arrives truncated (fewer bytes than its Content-Length):
+    # that is the network's doing, not a second body; compare only whole requests.
     bodies: dict[str, set[bytes]] = {}
     for r in requests:
-        bodies.setdefault(r.headers["webhook-id"], set()).add(r.body)
-    assert all(len(b) == 1 for b in bodies.values())
+        if len(r.body) == int(r.headers.get("content-length", len(r.body))):
+            bodies.setdefault(r.headers["webhook-id"], set()).add(r.body)
+    assert all(len(b) == 1 for b in bodies.values()), {
+        k: [b[:120] for b in v] for k, v in bodies.items() if len(v) > 1
+    }
     # The complete callback never arrives before the start callback of its task.
     first_seen: dict[str, float] = {}
     for r in requests:
