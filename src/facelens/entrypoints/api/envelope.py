@@ -118,6 +118,10 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def on_http(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
+        if exc.status_code == 400:
+            # FastAPI's "error parsing the body" (non-UTF-8, absurd nesting): a bad
+            # request body is a business outcome like any other 100010.
+            return envelope(INVALID_PARAMETERS, message=f"invalid parameter body: {exc.detail}")
         code = INVALID_PARAMETERS if exc.status_code < 500 else UNKNOWN_ERROR
         return envelope(code, message=str(exc.detail), status=exc.status_code)
 
