@@ -57,7 +57,7 @@ ModeOption = Annotated[
     str | None,
     typer.Option(
         "--mode",
-        envvar="FACELENS_MODE",
+        envvar="FACELENS_DETECT_MODE",
         help=f"Speed/accuracy preset: {', '.join(MODES)} (default {DEFAULT_MODE} "
         "unless --model names another model).",
     ),
@@ -67,7 +67,7 @@ BackendOption = Annotated[
     str | None,
     typer.Option(
         "--backend",
-        envvar="FACELENS_BACKEND",
+        envvar="FACELENS_DETECT_BACKEND",
         help="Inference backend: auto (OpenVINO when installed), onnxruntime, openvino.",
     ),
 ]
