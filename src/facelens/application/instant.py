@@ -11,10 +11,9 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from facelens.application.pipeline import Analysis, ImagePipeline
+from facelens.application.pipeline import Analysis, ImagePipeline, outcome_of
 from facelens.application.ports import Clock, Store
 from facelens.core.domain import Account, DetectOptions, TaskOutcome
-from facelens.core.errors import TaskFailure
 
 log = logging.getLogger("facelens.instant")
 
@@ -41,31 +40,7 @@ class InstantDetection:
     async def _charged(self, account: Account, work: _Work) -> TaskOutcome:
         await self.store.charge(account.id, 1, "detect", self.clock.now_ms())
         started = time.perf_counter()
-        try:
-            analysis = await work()
-        except TaskFailure as failure:
-            outcome = TaskOutcome(
-                result_code=-1,
-                error_code=failure.error_code,
-                error_info=failure.message,
-                ended_at_ms=self.clock.now_ms(),
-            )
-        except Exception:
-            log.exception("account %d: unexpected error in synchronous detect", account.id)
-            outcome = TaskOutcome(
-                result_code=-1,
-                error_code="INTERNAL_ERROR",
-                error_info="internal error while analysing the image",
-                ended_at_ms=self.clock.now_ms(),
-            )
-        else:
-            outcome = TaskOutcome(
-                result_code=1,
-                faces=tuple(analysis.faces),
-                image_width=analysis.width,
-                image_height=analysis.height,
-                ended_at_ms=self.clock.now_ms(),
-            )
+        outcome = await outcome_of(work, self.clock, f"account {account.id} detect")
         if not outcome.succeeded and self.refund_failed:
             await self.store.add_credits(account.id, 1, "refund", self.clock.now_ms())
         log.debug(

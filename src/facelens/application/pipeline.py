@@ -8,10 +8,15 @@ each one already uses every core it was given.
 from __future__ import annotations
 
 import asyncio
+import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from facelens.application.ports import Detector, ImageDecoder, ImageFetcher
-from facelens.core.domain import DecodedImage, DetectOptions, Face
+from facelens.application.ports import Clock, Detector, ImageDecoder, ImageFetcher
+from facelens.core.domain import DecodedImage, DetectOptions, Face, TaskOutcome
+from facelens.core.errors import TaskFailure
+
+log = logging.getLogger("facelens.pipeline")
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,3 +54,37 @@ class ImagePipeline:
         async with self._inference:
             faces = await asyncio.to_thread(self._detector.detect, image, options)
         return Analysis(faces=faces, width=image.width, height=image.height)
+
+
+async def outcome_of(
+    work: Callable[[], Awaitable[Analysis]], clock: Clock, label: str
+) -> TaskOutcome:
+    """Run one analysis and turn whatever happens into the outcome a client sees.
+
+    A TaskFailure keeps its stable error code; anything else is logged (with `label`,
+    e.g. the task id) and reported as INTERNAL_ERROR without details.
+    """
+    try:
+        analysis = await work()
+    except TaskFailure as failure:
+        return TaskOutcome(
+            result_code=-1,
+            error_code=failure.error_code,
+            error_info=failure.message,
+            ended_at_ms=clock.now_ms(),
+        )
+    except Exception:
+        log.exception("%s: unexpected error while analysing", label)
+        return TaskOutcome(
+            result_code=-1,
+            error_code="INTERNAL_ERROR",
+            error_info="internal error while analysing the image",
+            ended_at_ms=clock.now_ms(),
+        )
+    return TaskOutcome(
+        result_code=1,
+        faces=tuple(analysis.faces),
+        image_width=analysis.width,
+        image_height=analysis.height,
+        ended_at_ms=clock.now_ms(),
+    )

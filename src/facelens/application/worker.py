@@ -14,12 +14,12 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from facelens.application.pipeline import ImagePipeline
+from facelens.application.pipeline import ImagePipeline, outcome_of
 from facelens.application.ports import Clock, Store
 from facelens.application.waiting import wait_first
 from facelens.core.callbacks import complete_body, start_body
 from facelens.core.domain import ClaimedTask, TaskOutcome
-from facelens.core.errors import StoreUnavailable, TaskFailure
+from facelens.core.errors import StoreUnavailable
 
 log = logging.getLogger("facelens.worker")
 
@@ -129,29 +129,10 @@ class Worker:
         self._on_finished()
 
     async def _analyse(self, task: ClaimedTask) -> TaskOutcome:
-        try:
-            analysis = await self._pipeline.from_url(task.image_url, task.options)
-        except TaskFailure as failure:
-            return TaskOutcome(
-                result_code=-1,
-                error_code=failure.error_code,
-                error_info=failure.message,
-                ended_at_ms=self._clock.now_ms(),
-            )
-        except Exception:
-            log.exception("task %d: unexpected error while analysing", task.id)
-            return TaskOutcome(
-                result_code=-1,
-                error_code="INTERNAL_ERROR",
-                error_info="internal error while analysing the image",
-                ended_at_ms=self._clock.now_ms(),
-            )
-        return TaskOutcome(
-            result_code=1,
-            faces=tuple(analysis.faces),
-            image_width=analysis.width,
-            image_height=analysis.height,
-            ended_at_ms=self._clock.now_ms(),
+        return await outcome_of(
+            lambda: self._pipeline.from_url(task.image_url, task.options),
+            self._clock,
+            f"task {task.id}",
         )
 
     async def _renew_leases(self, stop: asyncio.Event) -> None:
