@@ -225,13 +225,7 @@ class TaskStore(StoreBase):
             return 0
         async with self._write() as conn:
             result = await conn.execute(
-                sa.update(_tasks)
-                .where(
-                    _tasks.c.id.in_(list(task_ids)),
-                    _tasks.c.worker_id == worker_id,
-                    _tasks.c.status == TaskStatus.RUNNING.value,
-                )
-                .values(lease_until=until_ms)
+                sa.update(_tasks).where(*_held_by(worker_id, task_ids)).values(lease_until=until_ms)
             )
         return int(result.rowcount)
 
@@ -291,11 +285,7 @@ class TaskStore(StoreBase):
         async with self._write() as conn:
             result = await conn.execute(
                 sa.update(_tasks)
-                .where(
-                    _tasks.c.id.in_(list(task_ids)),
-                    _tasks.c.worker_id == worker_id,
-                    _tasks.c.status == TaskStatus.RUNNING.value,
-                )
+                .where(*_held_by(worker_id, task_ids))
                 .values(
                     status=TaskStatus.QUEUED.value,
                     worker_id=None,
@@ -308,3 +298,12 @@ class TaskStore(StoreBase):
 
 def _id(task: ClaimedTask) -> int:
     return task.id
+
+
+def _held_by(worker_id: str, task_ids: Sequence[int]) -> tuple[sa.ColumnElement[bool], ...]:
+    """The tasks among `task_ids` that `worker_id` still holds (running, its claim)."""
+    return (
+        _tasks.c.id.in_(list(task_ids)),
+        _tasks.c.worker_id == worker_id,
+        _tasks.c.status == TaskStatus.RUNNING.value,
+    )
