@@ -14,7 +14,7 @@ import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-from facelens.adapters.detectors import SUPPORTED_ATTRIBUTES, build_detector
+from facelens.adapters.detectors import SUPPORTED_ATTRIBUTES, SUPPORTED_LANDMARKS, build_detector
 from facelens.adapters.http import SafeHttp
 from facelens.adapters.images import PillowDecoder
 from facelens.adapters.models import DEFAULT_MODEL
@@ -127,7 +127,7 @@ async def open_runtime(
             )
         rules = IntakeRules(
             max_tasks=settings.max_tasks_per_request,
-            landmark_modes=frozenset({"5", "none"}),
+            landmark_modes=SUPPORTED_LANDMARKS,
             attributes=SUPPORTED_ATTRIBUTES,
             modes=frozenset(MODES),
             url_check=validate_url,
