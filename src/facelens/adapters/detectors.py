@@ -83,9 +83,9 @@ FUSION_IOU = 0.4
 """Cluster IoU when several passes are fused (tuned on widerface-dev: 0.4 > 0.55)."""
 
 SUPPORTED_ATTRIBUTES: frozenset[str] = frozenset({"pose", "quality"})
+"""Values `DetectOptions.attributes` may hold; each adds `Face.extras[name]`."""
 SUPPORTED_LANDMARKS: frozenset[str] = frozenset({"5", "none"})
 """Values of `additional_params.landmarks` the detector can answer."""
-"""Values `DetectOptions.attributes` may hold; each adds `Face.extras[name]`."""
 
 _MIRROR_LANDMARKS = np.array([1, 0, 2, 4, 3], dtype=np.intp)
 """Landmark order after a horizontal flip: the eyes and the mouth corners swap."""
