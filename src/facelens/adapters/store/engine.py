@@ -37,6 +37,11 @@ WRITE_OPTION = "facelens_write"
 
 DEFAULT_BUSY_TIMEOUT_MS = 10_000
 
+DEFAULT_CONNECT_TIMEOUT_S = 5.0
+"""PostgreSQL: how long opening a connection may take. asyncpg's own default is 60 s,
+so a server that accepts TCP but does not answer (overloaded, half-dead, a network
+black hole) would hold an API request for a minute instead of answering 100099."""
+
 _SQLITE_UNAVAILABLE = {
     sqlite3.SQLITE_BUSY,
     sqlite3.SQLITE_LOCKED,
@@ -76,11 +81,13 @@ def create_engine(
     busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS,
     pool_size: int = 10,
     max_overflow: int = 10,
+    connect_timeout_s: float = DEFAULT_CONNECT_TIMEOUT_S,
 ) -> AsyncEngine:
     """An engine for `sqlite+aiosqlite:///path` or `postgresql+asyncpg://…`.
 
     Connects lazily. For SQLite the parent directory of the file is created, so a fresh
-    data dir works out of the box.
+    data dir works out of the box. On PostgreSQL a connection that cannot be opened
+    within `connect_timeout_s` is a `StoreUnavailable` (TimeoutError), like a refused one.
     """
     url = normalize_url(database_url)
     if url.get_backend_name() == "sqlite":
@@ -90,6 +97,7 @@ def create_engine(
         pool_size=pool_size,
         max_overflow=max_overflow,
         pool_pre_ping=True,  # a restarted server must not cost a failed request
+        connect_args={"timeout": connect_timeout_s},
     )
 
 

@@ -34,6 +34,9 @@ ACCESS_DENIED = 100030
 INSUFFICIENT_CREDITS = 100040
 UNKNOWN_ERROR = 100099
 
+STORE_RETRY_AFTER_S = "5"
+"""Retry-After (seconds) of a 503 answered because the database is unreachable."""
+
 MESSAGES = {
     SUCCESS: "Request Success",
     INVALID_PARAMETERS: "Invalid parameters",
@@ -99,7 +102,7 @@ def install_error_handlers(app: FastAPI) -> None:
             UNKNOWN_ERROR,
             message=f"Service temporarily unavailable (request id {request_id(request)})",
             status=503,
-            headers={"Retry-After": "5"},
+            headers={"Retry-After": STORE_RETRY_AFTER_S},
         )
 
     async def on_rate_limited(request: Request, exc: Exception) -> JSONResponse:

@@ -7,7 +7,12 @@ from fastapi.responses import JSONResponse
 
 from facelens.core.errors import StoreUnavailable
 from facelens.entrypoints.api.deps import AccountDep, RuntimeDep
-from facelens.entrypoints.api.envelope import SUCCESS, UNKNOWN_ERROR, envelope
+from facelens.entrypoints.api.envelope import (
+    STORE_RETRY_AFTER_S,
+    SUCCESS,
+    UNKNOWN_ERROR,
+    envelope,
+)
 from facelens.entrypoints.api.schemas import Envelope
 from facelens.entrypoints.api.views import usage_json
 
@@ -41,7 +46,13 @@ async def readyz(runtime: RuntimeDep) -> JSONResponse:
     try:
         await runtime.store.ping()
     except StoreUnavailable:
-        return envelope(UNKNOWN_ERROR, {"database": "unreachable"}, "not ready", status=503)
+        return envelope(
+            UNKNOWN_ERROR,
+            {"database": "unreachable"},
+            "not ready",
+            status=503,
+            headers={"Retry-After": STORE_RETRY_AFTER_S},
+        )
     return envelope(
         SUCCESS, {"status": "ready", "database": "ok", "model": runtime.pipeline.detector_name}
     )
