@@ -71,6 +71,22 @@ class Dispatcher:
                 await asyncio.gather(*(self._deliver(job) for job in jobs))
                 continue
             await wait_first(self._config.poll_interval_s, stop, self._wakeup)
+        await self._flush()
+
+    async def _flush(self) -> None:
+        """Once stopped: claim and send what is due now, one round (the complete
+        callbacks of tasks a draining worker has just finished). Best effort: a failed
+        send or a busy outbox waits for the next dispatcher, as any delivery does."""
+        try:
+            jobs = await self._store.claim_deliveries(
+                self._config.dispatcher_id,
+                self._config.concurrency,
+                self._config.lease_ms,
+                self._clock.now_ms(),
+            )
+        except StoreUnavailable:
+            return
+        await asyncio.gather(*(self._deliver(job) for job in jobs))
 
     async def _deliver(self, job: DeliveryJob) -> None:
         body = job.body.encode("utf-8")

@@ -47,8 +47,21 @@ class Runtime:
     dispatcher: Dispatcher | None
 
     async def run_background(self, stop: asyncio.Event) -> None:
-        """Run the worker and the dispatcher until `stop` is set (graceful)."""
-        loops = [part.run(stop) for part in (self.worker, self.dispatcher) if part is not None]
+        """Run the worker and the dispatcher until `stop` is set (graceful). The
+        dispatcher stops only once the worker has drained (finished or released its
+        tasks), and then sends what is due one last time: the complete callbacks of
+        tasks finished during the grace period go out before the process exits."""
+        drained = asyncio.Event() if self.worker is not None else stop
+
+        async def work(worker: Worker) -> None:
+            try:
+                await worker.run(stop)
+            finally:
+                drained.set()
+
+        loops = [work(self.worker)] if self.worker is not None else []
+        if self.dispatcher is not None:
+            loops.append(self.dispatcher.run(drained))
         await asyncio.gather(*loops)
 
 
@@ -122,6 +135,7 @@ async def open_runtime(
                     lease_ms=int(settings.lease_seconds * 1000),
                     poll_interval_s=settings.poll_interval,
                     refund_failed=settings.refund_failed,
+                    stop_grace_s=settings.stop_grace_seconds,
                 ),
                 on_finished=dispatcher.wake,
             )

@@ -77,6 +77,14 @@ class Settings(BaseSettings):
     refund_failed: Annotated[
         bool, Field(description="Refund the credit of a task whose image could not be analysed.")
     ] = True
+    stop_grace_seconds: Annotated[
+        float,
+        Field(
+            description="On SIGTERM, seconds a worker lets its in-flight tasks finish before "
+            "handing the rest back to the queue.",
+            ge=0,
+        ),
+    ] = 30.0
 
     retry_schedule: Annotated[
         str,
