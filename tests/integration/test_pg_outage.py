@@ -23,6 +23,10 @@ workers are still the same live processes.
 Without the server binaries (initdb, pg_ctl) the test skips, except under CI, where it
 fails (like every PostgreSQL test).
 
+`test_api_node_started_during_an_outage`: with no database at all, `serve --no-worker`
+still starts and answers 100099; `db upgrade` and `accounts list` print one line and
+exit 1.
+
 `test_silent_server_is_unavailable_not_a_hang`: a server that accepts TCP and never
 answers is StoreUnavailable after the engine's connect timeout (asyncpg alone would
 wait 60 s).
@@ -33,6 +37,8 @@ from __future__ import annotations
 import os
 import re
 import socket
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -145,6 +151,38 @@ async def test_silent_server_is_unavailable_not_a_hang() -> None:
         finally:
             await store.close()
     assert DEFAULT_CONNECT_TIMEOUT_S <= CLIENT_TIMEOUT_S / 2
+
+
+@pytest.mark.slow
+def test_api_node_started_during_an_outage(tmp_path: Path) -> None:
+    """No database at all (a closed port): `facelens serve --no-worker` still comes up
+    and answers 100099 (HTTP 503) like a node that was running when the database went
+    away; admin commands fail with one line and exit 1, no traceback."""
+    url = f"postgresql+asyncpg://postgres@127.0.0.1:{free_port()}/facelens"
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    with HttpServer(default=Reply(200)) as receiver:
+        fleet = Fleet(url, fleet_env(url, logs / "data"), [free_port()], "", receiver, logs)
+        for args in (["db", "upgrade"], ["accounts", "list"]):
+            done = subprocess.run(
+                [sys.executable, "-m", "facelens", *args],
+                env=fleet.env,
+                capture_output=True,
+                timeout=60,
+                check=False,
+            )
+            stderr = done.stderr.decode(errors="replace")
+            assert done.returncode == 1, stderr
+            assert stderr.startswith("facelens: database unavailable:"), stderr
+            assert "Traceback" not in stderr, stderr
+        fleet.apis = [fleet.spawn("api0", "serve", "--no-worker", port=fleet.api_ports[0])]
+        try:
+            wait_healthy(fleet)
+            fleet.image_url = "http://127.0.0.1:9/face.jpg"
+            probe_while_down(fleet, "fl_" + "x" * 40, 1, "/cb")
+        finally:
+            stop_all(fleet.apis)
+    assert "Traceback" not in fleet.log_of("api0"), fleet.log_of("api0")[-3000:]
 
 
 def store_unavailable_lines(log: str) -> tuple[int, int]:

@@ -80,11 +80,23 @@ def serve(
 
 
 async def _prepare(settings: Settings) -> None:
+    from facelens.core.errors import StoreUnavailable
     from facelens.entrypoints.admin import ensure_default_account, upgrade_schema
 
-    if settings.resolved_database_url.startswith("sqlite"):
+    sqlite = settings.resolved_database_url.startswith("sqlite")
+    if sqlite:
         await upgrade_schema(settings)
-    created = await ensure_default_account(settings)
+    try:
+        created = await ensure_default_account(settings)
+    except StoreUnavailable as exc:
+        if sqlite:
+            raise
+        # An API node started during a database outage serves anyway, like one that was
+        # running: 100099 (HTTP 503) and /readyz "unreachable" until the database is back.
+        logging.getLogger("facelens").warning(
+            "database unreachable at startup (%s); serving, /readyz reports it", exc
+        )
+        return
     if created is not None:
         err.print(
             f"[bold]Created account 'default' (id {created.account.id}) with "
@@ -198,4 +210,11 @@ _register_detection_commands()
 
 
 def main() -> None:
-    app()
+    from facelens.core.errors import StoreUnavailable
+
+    try:
+        app()
+    except StoreUnavailable as exc:
+        # An operator's mistake or an outage, not a bug: one line, no traceback.
+        print(f"facelens: {exc}", file=sys.stderr)
+        sys.exit(1)
