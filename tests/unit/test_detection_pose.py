@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from facelens.core.detection.pose import MEAN_FACE_MM, head_pose
+from facelens.core.detection.pose import MEAN_FACE_MM, HeadPose, head_pose
 
 
 def rotation(yaw: float, pitch: float, roll: float) -> np.ndarray:
@@ -64,3 +64,18 @@ def test_a_mirrored_face_negates_yaw_and_roll() -> None:
 
 def test_to_json_rounds_degrees() -> None:
     assert set(head_pose(project(10, 0, 0)).to_json()) == {"yaw", "pitch", "roll"}
+
+
+@pytest.mark.parametrize(("yaw", "pitch", "roll"), [(0, 0, 0), (30, -10, 15), (-45, 20, -25)])
+def test_the_pose_rotation_and_drawn_axes_follow_the_measured_convention(
+    yaw: float, pitch: float, roll: float
+) -> None:
+    pose = HeadPose(yaw, pitch, roll)
+    assert np.allclose(pose.rotation(), rotation(yaw, pitch, roll))
+    assert HeadPose.from_json(pose.to_json()) == pose
+    measured = head_pose(project(yaw, pitch, roll))
+    assert np.allclose(measured.rotation(), rotation(yaw, pitch, roll), atol=0.06)
+    axes = pose.image_axes(100.0)  # x right, y down in the image
+    if yaw > 0:
+        assert axes[2, 0] > 0  # facing the viewer's right: the z axis points right
+    assert axes[1, 1] < 0 if abs(roll) < 45 else True  # the up axis points up

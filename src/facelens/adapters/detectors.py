@@ -39,6 +39,8 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
+from facelens.adapters.dense_landmarks import dense_available, shared_landmarker
+from facelens.adapters.dense_landmarks import to_json as points_json
 from facelens.adapters.images import resize_rgb
 from facelens.adapters.models import DEFAULT_MODEL, LoadedModel, load_model
 from facelens.adapters.modes import DEFAULT_MODE, MODES, ModeSpec, mode_spec
@@ -84,8 +86,11 @@ FUSION_IOU = 0.4
 
 SUPPORTED_ATTRIBUTES: frozenset[str] = frozenset({"pose", "quality"})
 """Values `DetectOptions.attributes` may hold; each adds `Face.extras[name]`."""
-SUPPORTED_LANDMARKS: frozenset[str] = frozenset({"5", "none"})
-"""Values of `additional_params.landmarks` the detector can answer."""
+SUPPORTED_LANDMARKS: frozenset[str] = frozenset(
+    {"5", "68", "none"} if dense_available() else {"5", "none"}
+)
+"""Values of `additional_params.landmarks` the detector can answer ("68": dlib's model,
+see adapters.dense_landmarks, when dlib and its model package are installed)."""
 
 _MIRROR_LANDMARKS = np.array([1, 0, 2, 4, 3], dtype=np.intp)
 """Landmark order after a horizontal flip: the eyes and the mouth corners swap."""
@@ -316,6 +321,11 @@ class OnnxFaceDetector:
             if "quality" in wanted:
                 box = (face.x, face.y, face.x + face.width, face.y + face.height)
                 face.extras["quality"] = face_quality(image.pixels, box, image.scale).to_json()
+        if options.landmarks == "68":
+            dense = shared_landmarker()
+            for face in faces:
+                box = (face.x, face.y, face.x + face.width, face.y + face.height)
+                face.extras["landmarks_68"] = points_json(dense.for_image(image, box))
         if options.landmarks == "none":
             faces = [replace(face, landmarks={}) for face in faces]
         return faces

@@ -48,6 +48,31 @@ class HeadPose:
             "roll": round(self.roll, 1),
         }
 
+    @classmethod
+    def from_json(cls, data: dict[str, float]) -> HeadPose:
+        return cls(float(data["yaw"]), float(data["pitch"]), float(data["roll"]))
+
+    def rotation(self) -> npt.NDArray[np.float64]:
+        """The face's axes in the camera frame, as the columns of a 3x3 rotation.
+
+        Column 0: the face's left-to-right axis (the viewer's right on a frontal face),
+        column 1: its up axis, column 2: the direction it faces (towards the viewer
+        when frontal). Roll about the view axis after yaw, then pitch:
+        `Rz(roll) @ Ry(yaw) @ Rx(-pitch)`, the same convention `head_pose` measures.
+        """
+        y, p, r = (math.radians(v) for v in (self.yaw, self.pitch, self.roll))
+        ry = np.array([[math.cos(y), 0, math.sin(y)], [0, 1, 0], [-math.sin(y), 0, math.cos(y)]])
+        rx = np.array([[1, 0, 0], [0, math.cos(p), math.sin(p)], [0, -math.sin(p), math.cos(p)]])
+        rz = np.array([[math.cos(r), -math.sin(r), 0], [math.sin(r), math.cos(r), 0], [0, 0, 1]])
+        out: npt.NDArray[np.float64] = rz @ ry @ rx
+        return out
+
+    def image_axes(self, length: float) -> npt.NDArray[np.float64]:
+        """(3, 2) image-pixel offsets (x right, y down) of the face's x, y, z axes drawn
+        `length` pixels long, orthographic projection."""
+        rot = self.rotation()
+        return np.stack([rot[0] * length, -rot[1] * length], axis=1)
+
 
 def head_pose(landmarks: npt.ArrayLike) -> HeadPose:
     """Pose of a face from its (5, 2) landmarks in image pixels (x right, y down)."""

@@ -22,7 +22,11 @@ class AdditionalParams(BaseModel):
     )
     min_face_size: int | None = Field(None, description="Smallest face side to report, pixels.")
     max_faces: int | None = Field(None, description="Report at most this many (largest) faces.")
-    landmarks: str | None = Field(None, description='"5" (default) or "none".')
+    landmarks: str | None = Field(
+        None,
+        description='"5" (default: five named points), "68" (also `landmarks_68`: the 68-point '
+        'iBUG layout, [[x, y], ...] in image pixels) or "none".',
+    )
     attributes: list[str] | None = Field(
         None, description='Extra per-face attributes: "pose" (yaw/pitch/roll), "quality".'
     )

@@ -24,6 +24,7 @@ from facelens.adapters.detectors import (
     DEFAULT_MODE,
     MODES,
     SUPPORTED_ATTRIBUTES,
+    SUPPORTED_LANDMARKS,
     OnnxFaceDetector,
     build_detector,
 )
@@ -36,7 +37,7 @@ from facelens.adapters.widerface import (
     load_widerface,
     write_predictions,
 )
-from facelens.core.domain import DetectOptions
+from facelens.core.domain import DetectOptions, LandmarksMode
 from facelens.core.errors import FacelensError, ModelError, TaskFailure
 from facelens.core.evaluation import SETTINGS, evaluate_widerface, timing_stats
 
@@ -96,6 +97,13 @@ def _attributes(value: str | None) -> tuple[str, ...]:
     return names
 
 
+def _landmarks(value: str) -> LandmarksMode:
+    if value not in SUPPORTED_LANDMARKS:
+        known = ", ".join(sorted(SUPPORTED_LANDMARKS))
+        raise typer.BadParameter(f"unknown landmarks {value!r}; known: {known}")
+    return value  # type: ignore[return-value]  # one of the LandmarksMode literals
+
+
 def _draw_path(draw: Path, index: int, count: int) -> Path:
     """`--draw out.jpg` for one image; `out-1.jpg`, `out-2.jpg`... for several."""
     return draw if count == 1 else draw.with_name(f"{draw.stem}-{index}{draw.suffix}")
@@ -123,17 +131,31 @@ def detect(
         str | None,
         typer.Option("--attributes", metavar="pose,quality", help="Per-face extras (JSON output)."),
     ] = None,
+    landmarks: Annotated[
+        str,
+        typer.Option(
+            "--landmarks",
+            metavar="5|68|none",
+            help="5 named points, 68 (adds landmarks_68, dlib's iBUG layout) or none.",
+        ),
+    ] = "5",
 ) -> None:
-    """Detect faces in local image files: a table per image, or JSON with --json."""
+    """Detect faces in local image files: a table per image, or JSON with --json.
+
+    --draw writes a copy with each face's box, score, landmarks (68 points too with
+    --landmarks 68) and head pose (axes from the nose, yaw/pitch/roll under the box).
+    """
     out = Console()
     err = Console(stderr=True)
     wanted = _attributes(attributes)
+    landmark_mode = _landmarks(landmarks)
     detector = _load_detector(model, threads, err, mode, backend)
     decoder = PillowDecoder()
     options = DetectOptions(
         score_threshold=threshold,
         min_face_size=min_face_size,
         max_faces=max_faces,
+        landmarks=landmark_mode,
         attributes=wanted,
     )
     results: list[dict[str, object]] = []
