@@ -36,6 +36,7 @@ sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _HERE]
 
 import argparse  # noqa: E402
 import asyncio  # noqa: E402
+import contextlib  # noqa: E402
 import multiprocessing as mp  # noqa: E402
 import random  # noqa: E402
 import signal  # noqa: E402
@@ -53,8 +54,10 @@ from sqlalchemy.ext.asyncio import create_async_engine  # noqa: E402
 from sqlalchemy.pool import NullPool  # noqa: E402
 
 from facelens.adapters.store.migrate import upgrade  # noqa: E402
+from facelens.adapters.store.pg_notify import NotifyListener  # noqa: E402
 from facelens.adapters.store.sql_store import SqlStore, open_store  # noqa: E402
 from facelens.adapters.store.tables import tasks as tasks_table  # noqa: E402
+from facelens.adapters.store.tasks import TASKS_CHANNEL  # noqa: E402
 from facelens.application.clock import SystemClock  # noqa: E402
 from facelens.application.pipeline import ImagePipeline  # noqa: E402
 from facelens.application.ports import FetchedImage  # noqa: E402
@@ -86,39 +89,27 @@ class NoDetect:
         return []
 
 
-class BatchingWorker(Worker):
-    """Experiment (--batch): claim only once at least half the slots are free, so each
-    claim transaction takes several tasks instead of one. Not the shipped behaviour."""
-
-    async def _claim(self) -> int:
-        low = max(1, self._config.concurrency // 2)
-        if self._config.concurrency - len(self._inflight) < low:
-            await asyncio.wait(list(self._inflight.values()), return_when=asyncio.FIRST_COMPLETED)
-            return 1
-        return await super()._claim()
-
-
 # ---------------------------------------------------------------- worker processes
 
 
 def worker_process(
-    url: str, index: int, concurrency: int, poll: float, go: MpEvent, batch: bool
+    url: str, index: int, concurrency: int, poll: float, go: MpEvent, notify: bool
 ) -> None:
     """One worker node: the real Worker loop until SIGTERM."""
-    asyncio.run(_worker_main(url, index, concurrency, poll, go, batch))
+    asyncio.run(_worker_main(url, index, concurrency, poll, go, notify))
 
 
 async def _worker_main(
-    url: str, index: int, concurrency: int, poll: float, go: MpEvent, batch: bool
+    url: str, index: int, concurrency: int, poll: float, go: MpEvent, notify: bool
 ) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
-    store = await open_store(url)
+    store = await open_store(url, pre_ping=False)  # as open_runtime does for workers
     try:
         await store.ping()
         await asyncio.to_thread(go.wait)
-        worker = (BatchingWorker if batch else Worker)(
+        worker = Worker(
             store,
             ImagePipeline(NoFetch(), NoDecode(), NoDetect()),
             SystemClock(),
@@ -129,7 +120,10 @@ async def _worker_main(
                 stop_grace_s=5.0,
             ),
         )
-        await worker.run(stop)
+        parts = [worker.run(stop)]
+        if notify and url.startswith("postgresql"):  # as bootstrap.open_runtime wires it
+            parts.append(NotifyListener(url, {TASKS_CHANNEL: worker.wake}).run(stop))
+        await asyncio.gather(*parts)
     finally:
         await store.close()
 
@@ -188,6 +182,9 @@ class Result:
     loaded_p99_ms: float
     idle_p50_ms: float
     idle_p99_ms: float
+    cpu_ms_per_task: float
+    """CPU (user + system) of the worker processes and their PostgreSQL backends during
+    the throughput phase, per task: what the queue costs whatever else runs."""
 
 
 def _new_task(n: int) -> NewTask:
@@ -250,27 +247,30 @@ async def run_one(
     poll: float,
     rate: float,
     idle_n: int,
-    batch: bool = False,
+    notify: bool = True,
 ) -> Result:
     db = Database(kind)
     url = await db.create()
     procs: list[mp.process.BaseProcess] = []
     ctx = mp.get_context("spawn")
     go = ctx.Event()
-    store = await open_store(url)
+    store = await open_store(url, notify=notify)
     try:
         account = await store.create_account("bench", 10_000_000, "whsec_bench", 0)
         # 1. throughput: queue first, then start every worker at once
         ids = await _submit(store, account.id, tasks)
         for index in range(workers):
             proc = ctx.Process(
-                target=worker_process, args=(url, index, concurrency, poll, go, batch), daemon=True
+                target=worker_process, args=(url, index, concurrency, poll, go, notify), daemon=True
             )
             proc.start()
             procs.append(proc)
         await asyncio.sleep(0.5)  # let them import, connect and wait on `go`
+        cpu_pids = [proc.pid for proc in procs if proc.pid is not None]
+        cpu_before = _cpu_seconds(cpu_pids, db.name)
         go.set()
         await _wait_done(store, ids, deadline_s=max(120.0, tasks / 50))
+        cpu_ms_per_task = (_cpu_seconds(cpu_pids, db.name) - cpu_before) * 1000 / tasks
         rows = await _rows(store, ids)
         first = min(r.started_at_ms for r in rows)
         last = max(r.ended_at_ms for r in rows)
@@ -310,6 +310,7 @@ async def run_one(
             _pct(lat, 0.99),
             _pct(idle_lat, 0.5),
             _pct(idle_lat, 0.99),
+            cpu_ms_per_task,
         )
     finally:
         go.set()
@@ -323,6 +324,30 @@ async def run_one(
                 proc.join(timeout=5)
         await store.close()
         await db.drop()
+
+
+def _cpu_seconds(pids: Sequence[int], database: str) -> float:
+    """CPU seconds used so far by `pids` and by the PostgreSQL backends connected to
+    `database` (found by their process title), from /proc; NaN where there is none."""
+    try:
+        ticks = os.sysconf("SC_CLK_TCK")
+        wanted = set(pids)
+        for entry in os.listdir("/proc"):
+            if entry.isdigit() and int(entry) not in wanted:
+                with contextlib.suppress(OSError):
+                    with open(f"/proc/{entry}/cmdline", "rb") as f:
+                        title = f.read()
+                    if title.startswith(b"postgres: ") and database.encode() in title:
+                        wanted.add(int(entry))
+        total = 0
+        for pid in wanted:
+            with contextlib.suppress(OSError):
+                with open(f"/proc/{pid}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+                total += int(fields[11]) + int(fields[12])  # utime, stime
+        return total / ticks
+    except OSError:
+        return float("nan")
 
 
 def _load() -> str:
@@ -344,7 +369,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--rate", type=float, default=100.0, help="loaded-latency submits/s")
     parser.add_argument("--idle", type=int, default=20, help="idle wake-up samples")
     parser.add_argument(
-        "--batch", action="store_true", help="experiment: claim when half the slots are free"
+        "--no-notify",
+        action="store_true",
+        help="PostgreSQL: no NOTIFY on submit and no LISTEN in workers (polling only)",
     )
     args = parser.parse_args(argv)
     kinds = ["postgres", "sqlite"] if args.db == "both" else [args.db]
@@ -362,20 +389,21 @@ def main(argv: Sequence[str] | None = None) -> None:
                     args.poll,
                     args.rate,
                     args.idle,
-                    args.batch,
+                    not args.no_notify,
                 )
             )
             results.append(result)
             print(f"  done {kind} x{workers}: {result.claims_per_s:.0f} claims/s", flush=True)
     print(f"after:  {_load()}")
     print(
-        f"\n{'batching (experiment), ' if args.batch else ''}"
+        f"\n{'polling only (no LISTEN/NOTIFY), ' if args.no_notify else ''}"
         f"concurrency {args.concurrency}/worker, poll {args.poll} s, "
         f"loaded phase {args.rate:g} single-task submits/s for 3 s, {args.idle} idle samples\n"
     )
     header = (
         f"{'db':<9}{'workers':>8}{'tasks':>7}{'claims/s':>10}"
         f"{'load/s':>8}{'p50 ms':>8}{'p99 ms':>8}{'idle p50':>10}{'idle p99':>10}"
+        f"{'cpu ms/task':>13}"
     )
     print(header)
     print("-" * len(header))
@@ -383,7 +411,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         print(
             f"{r.db:<9}{r.workers:>8}{r.tasks:>7}{r.claims_per_s:>10.0f}"
             f"{r.loaded_rate:>8.0f}{r.loaded_p50_ms:>8.0f}{r.loaded_p99_ms:>8.0f}"
-            f"{r.idle_p50_ms:>10.0f}{r.idle_p99_ms:>10.0f}"
+            f"{r.idle_p50_ms:>10.0f}{r.idle_p99_ms:>10.0f}{r.cpu_ms_per_task:>13.2f}"
         )
 
 

@@ -35,6 +35,18 @@ StartBody = Callable[[ClaimedTask], str]
 """Builds the exact JSON text of a task's start callback (process_status 1)."""
 
 
+@dataclass(frozen=True, slots=True)
+class TaskFinish:
+    """One analysed task a worker wants recorded (see `Store.finish_tasks`)."""
+
+    task_id: int
+    outcome: TaskOutcome
+    complete_body: str
+    """The exact JSON text of the complete callback (process_status 2)."""
+    refund: bool
+    """Credit the task's 1 credit back (a failure on our side or the image's)."""
+
+
 class Store(Protocol):
     """The database: accounts, keys, ledger, tasks (the queue) and deliveries (the outbox).
 
@@ -120,6 +132,16 @@ class Store(Protocol):
         `refund`, credit 1 back with a ledger entry, in one transaction. Only if this
         worker still holds the task (status running, same worker_id); else returns
         False and writes nothing."""
+        ...
+
+    async def finish_tasks(
+        self, worker_id: str, finishes: Sequence[TaskFinish], now_ms: int
+    ) -> set[int]:
+        """`finish_task` for several tasks in ONE transaction (a worker's hot path: one
+        commit per batch instead of one per task). Each task is checked on its own: only
+        those this worker still holds are recorded, with their complete delivery and
+        refund; the others are skipped and written nothing. Returns the ids recorded.
+        Task ids must be distinct."""
         ...
 
     async def release_tasks(self, worker_id: str, task_ids: Sequence[int]) -> int:

@@ -19,7 +19,10 @@ from facelens.adapters.http import SafeHttp
 from facelens.adapters.images import PillowDecoder
 from facelens.adapters.models import DEFAULT_MODEL
 from facelens.adapters.modes import MODES
-from facelens.adapters.store.sql_store import open_store
+from facelens.adapters.store.engine import is_postgres
+from facelens.adapters.store.pg_notify import NotifyListener
+from facelens.adapters.store.sql_store import SqlStore, open_store
+from facelens.adapters.store.tasks import TASKS_CHANNEL
 from facelens.application.accounts import AccountAdmin
 from facelens.application.clock import SystemClock
 from facelens.application.dispatcher import Dispatcher, DispatcherConfig
@@ -45,6 +48,8 @@ class Runtime:
     accounts: AccountAdmin
     worker: Worker | None
     dispatcher: Dispatcher | None
+    listener: NotifyListener | None = None
+    """PostgreSQL: wakes the worker when any process submits (LISTEN facelens_tasks)."""
 
     async def run_background(self, stop: asyncio.Event) -> None:
         """Run the worker and the dispatcher until `stop` is set (graceful). The
@@ -62,6 +67,8 @@ class Runtime:
         loops = [work(self.worker)] if self.worker is not None else []
         if self.dispatcher is not None:
             loops.append(self.dispatcher.run(drained))
+        if self.listener is not None:
+            loops.append(self.listener.run(stop))
         await asyncio.gather(*loops)
 
 
@@ -90,7 +97,16 @@ async def open_runtime(
     detector: Detector | None = None,
 ) -> AsyncIterator[Runtime]:
     clock = clock or SystemClock()
-    store = await open_store(settings.resolved_database_url)
+    url = settings.resolved_database_url
+    store = await open_store(url, notify=settings.listen_notify)
+    # PostgreSQL workers get their own pool without pre-ping (see engine.create_engine:
+    # a round trip per queue transaction); the API keeps pre-ping on `store`.
+    postgres = is_postgres(store.engine)
+    work_store: SqlStore = (
+        await open_store(url, notify=settings.listen_notify, pre_ping=False)
+        if with_worker and postgres
+        else store
+    )
     policy = AddressPolicy(allow_private=settings.allow_private_urls, allowlist=settings.allowlist)
     http = SafeHttp(
         policy,
@@ -112,9 +128,10 @@ async def open_runtime(
         )
         worker: Worker | None = None
         dispatcher: Dispatcher | None = None
+        listener: NotifyListener | None = None
         if with_worker:
             dispatcher = Dispatcher(
-                store,
+                work_store,
                 http,
                 clock,
                 DispatcherConfig(
@@ -126,7 +143,7 @@ async def open_runtime(
                 ),
             )
             worker = Worker(
-                store,
+                work_store,
                 pipeline,
                 clock,
                 WorkerConfig(
@@ -139,6 +156,8 @@ async def open_runtime(
                 ),
                 on_finished=dispatcher.wake,
             )
+            if postgres and settings.listen_notify:
+                listener = NotifyListener(url, {TASKS_CHANNEL: worker.wake})
         rules = IntakeRules(
             max_tasks=settings.max_tasks_per_request,
             landmark_modes=SUPPORTED_LANDMARKS,
@@ -159,7 +178,10 @@ async def open_runtime(
             accounts=AccountAdmin(store, clock),
             worker=worker,
             dispatcher=dispatcher,
+            listener=listener,
         )
     finally:
         await http.aclose()
+        if work_store is not store:
+            await work_store.close()
         await store.close()

@@ -74,6 +74,13 @@ class Settings(BaseSettings):
     poll_interval: Annotated[
         float, Field(description="Seconds between queue polls when idle.", gt=0)
     ] = 0.5
+    listen_notify: Annotated[
+        bool,
+        Field(
+            description="PostgreSQL: submissions NOTIFY and idle workers LISTEN, so work "
+            "starts at once on any node (polling stays as the fallback). Ignored on SQLite."
+        ),
+    ] = True
     refund_failed: Annotated[
         bool, Field(description="Refund the credit of a task whose image could not be analysed.")
     ] = True

@@ -90,6 +90,26 @@ async def credit(conn: AsyncConnection, account_id: int, amount: int) -> int:
     return int(new_balance)
 
 
+def ledger_row(
+    account_id: int,
+    delta: int,
+    reason: str,
+    now_ms: int,
+    *,
+    task_id: int | None = None,
+    creation_id: str | None = None,
+) -> dict[str, Any]:
+    """One ledger row's values, for `write_ledgers`."""
+    return {
+        "account_id": account_id,
+        "delta": delta,
+        "reason": reason,
+        "task_id": task_id,
+        "creation_id": creation_id,
+        "created_at_ms": now_ms,
+    }
+
+
 async def write_ledger(
     conn: AsyncConnection,
     account_id: int,
@@ -100,17 +120,16 @@ async def write_ledger(
     task_id: int | None = None,
     creation_id: str | None = None,
 ) -> None:
-    await conn.execute(
-        _INSERT_LEDGER,
-        {
-            "account_id": account_id,
-            "delta": delta,
-            "reason": reason,
-            "task_id": task_id,
-            "creation_id": creation_id,
-            "created_at_ms": now_ms,
-        },
+    await write_ledgers(
+        conn,
+        [ledger_row(account_id, delta, reason, now_ms, task_id=task_id, creation_id=creation_id)],
     )
+
+
+async def write_ledgers(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
+    """Insert several `ledger_row`s with one executemany (a batch of refunds)."""
+    if rows:
+        await conn.execute(_INSERT_LEDGER, rows)
 
 
 class AccountStore(StoreBase):

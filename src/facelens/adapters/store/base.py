@@ -1,8 +1,9 @@
 """What every part of the store shares: the engine, read/write transactions, dialect bits.
 
-Each `Store` method is exactly one `async with self._read()` or `self._write()` block,
-so "one method, one transaction" is visible in the code. Both translate connection
-trouble into `StoreUnavailable` (see `engine.translate_errors`).
+Each `Store` method is exactly one `async with self._read()` or `self._write()` block
+(or, on PostgreSQL, `self._single_statement()` around one statement that is a whole
+transaction by itself), so "one method, one transaction" is visible in the code. All
+translate connection trouble into `StoreUnavailable` (see `engine.translate_errors`).
 
 The statements on the hot paths (claims, finish, attempts) are built once per dialect
 (`functools.cache`) with bind parameters: constructing a SQLAlchemy statement costs
@@ -26,9 +27,11 @@ from facelens.adapters.store.engine import WRITE_OPTION, is_postgres, translate_
 class StoreBase:
     """Owns the engine. The accounts, tasks and deliveries parts build on it."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, *, notify: bool = True) -> None:
         self._engine = engine
         self._postgres = is_postgres(engine)
+        self._notify = notify
+        """PostgreSQL: submissions NOTIFY the listening workers (see tasks.py)."""
         self._writer = engine.execution_options(**{WRITE_OPTION: True})
         # Reads that take several queries (a task, its deliveries, their attempts) must
         # see one snapshot: SQLite's deferred BEGIN gives that; PostgreSQL's default
@@ -43,6 +46,9 @@ class StoreBase:
         # asyncio lock is fair (FIFO) and avoids the busy handler's sleep-and-poll;
         # other processes still wait on BEGIN IMMEDIATE + busy_timeout.
         self._write_lock: asyncio.Lock | None = None if self._postgres else asyncio.Lock()
+        # PostgreSQL runs a single statement atomically by itself; without BEGIN and
+        # COMMIT it is one round trip instead of three (asyncpg sends each separately).
+        self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
 
     @property
     def engine(self) -> AsyncEngine:
@@ -66,6 +72,17 @@ class StoreBase:
                 async with self._write_lock, self._writer.begin() as conn:
                     yield conn
 
+    @contextlib.asynccontextmanager
+    async def _single_statement(self) -> AsyncIterator[AsyncConnection]:
+        """PostgreSQL: a connection for exactly ONE statement, which is its own
+        transaction (autocommit). Use it only for a statement that does all of a
+        method's writes (e.g. with data-modifying CTEs); never run two in it."""
+        if not self._postgres:
+            raise RuntimeError("single-statement transactions are for PostgreSQL")
+        with translate_errors():
+            async with self._autocommit.connect() as conn:
+                yield conn
+
 
 def insert_ignore(table: sa.Table, postgres: bool) -> postgresql.Insert | sqlite.Insert:
     """`INSERT … ON CONFLICT (task_id, process_status) DO NOTHING`-ready insert for this
@@ -79,6 +96,12 @@ def skip_locked(query: sa.Select[Any], postgres: bool, *of: sa.Table) -> sa.Sele
     if not postgres:
         return query
     return query.with_for_update(skip_locked=True, of=list(of) or None)
+
+
+def for_update(query: sa.Select[Any], postgres: bool) -> sa.Select[Any]:
+    """`FOR UPDATE` on PostgreSQL: lock the rows a transaction is about to change, so a
+    concurrent claim (SKIP LOCKED) passes them by; nothing on SQLite (one writer)."""
+    return query.with_for_update() if postgres else query
 
 
 def materialized(cte: sa.CTE, postgres: bool) -> sa.CTE:

@@ -1,7 +1,7 @@
 """`SqlStore`: the `Store` port on SQLAlchemy Core, for SQLite and PostgreSQL.
 
 The protocol is implemented by concern in sibling modules (accounts, tasks,
-deliveries, queries) that share one engine through `StoreBase`; this class only
+finishing, deliveries, queries) that share one engine through `StoreBase`; this class only
 composes them and adds the lifecycle methods. Schema creation is not done here: run
 `facelens.adapters.store.migrate.upgrade(url)` (the `facelens db upgrade` command).
 """
@@ -18,19 +18,20 @@ from facelens.adapters.store.engine import (
     create_engine,
     translate_errors,
 )
+from facelens.adapters.store.finishing import FinishStore
 from facelens.adapters.store.queries import QueryStore
 from facelens.adapters.store.tasks import TaskStore
 
 
-class SqlStore(AccountStore, TaskStore, DeliveryStore, QueryStore):
+class SqlStore(AccountStore, TaskStore, FinishStore, DeliveryStore, QueryStore):
     """Accounts, keys, ledger, the task queue and the callback outbox in one database.
 
     Every method is one transaction and raises `StoreUnavailable` when the database
     cannot be reached.
     """
 
-    def __init__(self, engine: AsyncEngine) -> None:
-        super().__init__(engine)
+    def __init__(self, engine: AsyncEngine, *, notify: bool = True) -> None:
+        super().__init__(engine, notify=notify)
 
     async def ping(self) -> None:
         """`SELECT 1`: raises StoreUnavailable when the database is unreachable."""
@@ -47,12 +48,18 @@ async def open_store(
     *,
     busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS,
     pool_size: int = 10,
+    notify: bool = True,
+    pre_ping: bool = True,
 ) -> SqlStore:
     """A store on `sqlite+aiosqlite:///path` or `postgresql+asyncpg://…`.
 
     Connects lazily, so a process can start while the database is down (readiness and
-    the workers' back-off report it). The schema must have been migrated.
+    the workers' back-off report it). The schema must have been migrated. `notify`:
+    on PostgreSQL, each submission NOTIFYs the workers' LISTEN connections. `pre_ping`:
+    see `engine.create_engine` (workers turn it off).
     """
     with translate_errors():  # e.g. the SQLite directory cannot be created
-        engine = create_engine(database_url, busy_timeout_ms=busy_timeout_ms, pool_size=pool_size)
-    return SqlStore(engine)
+        engine = create_engine(
+            database_url, busy_timeout_ms=busy_timeout_ms, pool_size=pool_size, pre_ping=pre_ping
+        )
+    return SqlStore(engine, notify=notify)

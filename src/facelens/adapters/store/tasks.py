@@ -20,6 +20,14 @@ each other or taking the same row; the CTE is MATERIALIZED so the locking subque
 exactly once. On SQLite the writers are serialized by BEGIN IMMEDIATE, so no lock
 clause is needed. The start callback rows are inserted by the same transaction, one
 batched INSERT … ON CONFLICT DO NOTHING, so a re-claimed task never gets a second one.
+
+Finishing is in `finishing.py`. Lease renewal and release lock their rows in id order,
+as finishing does, so a worker's renewal and its own finish never deadlock.
+
+On PostgreSQL a submission also runs `pg_notify('facelens_tasks', '')` in its
+transaction: the server delivers it on commit (never for a rolled-back submission) to
+every worker process LISTENing (`pg_notify.py`), so idle workers on any machine start
+at once instead of at their next poll.
 """
 
 from __future__ import annotations
@@ -29,25 +37,34 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 
-from facelens.adapters.store.accounts import credit, debit, write_ledger
-from facelens.adapters.store.base import StoreBase, insert_ignore, materialized, skip_locked
+from facelens.adapters.store.accounts import debit, write_ledger
+from facelens.adapters.store.base import (
+    StoreBase,
+    for_update,
+    insert_ignore,
+    materialized,
+    skip_locked,
+)
 from facelens.adapters.store.tables import QUEUE_STATUSES, deliveries
 from facelens.adapters.store.tables import tasks as _tasks
-from facelens.core.callbacks import outcome_fields
 from facelens.core.domain import (
     ClaimedTask,
     DeliveryStatus,
     DetectOptions,
     NewTask,
     ProcessStatus,
-    TaskOutcome,
     TaskStatus,
 )
 
 StartBody = Callable[[ClaimedTask], str]
-"""Renders a start callback body (the same alias as the application's port; adapters
-do not import the application layer)."""
+"""Renders a start callback body (the same alias as the application's port)."""
+
+TASKS_CHANNEL = "facelens_tasks"
+"""The PostgreSQL NOTIFY channel a submission signals and idle workers LISTEN on."""
+
+_NOTIFY_TASKS = sa.select(sa.func.pg_notify(TASKS_CHANNEL, ""))
 
 _CLAIMED_COLUMNS = (
     _tasks.c.id,
@@ -94,7 +111,7 @@ def new_delivery(task_id: int, process_status: ProcessStatus, body: str, now_ms:
 
 
 _NOW = sa.bindparam("now", type_=sa.BigInteger)
-_HELD_BY_WORKER = sa.and_(
+HELD_BY_WORKER = sa.and_(
     _tasks.c.worker_id == sa.bindparam("worker"),
     _tasks.c.status == TaskStatus.RUNNING.value,
 )
@@ -132,7 +149,7 @@ def _claim_statement(postgres: bool) -> sa.Update:
 
 
 @functools.cache
-def _insert_delivery_statement(postgres: bool) -> Any:
+def insert_delivery_statement(postgres: bool) -> Any:
     """Executed with a list of `new_delivery` rows; an existing (task, process_status)
     row wins, so claiming or finishing twice never schedules a callback twice."""
     return insert_ignore(deliveries, postgres).on_conflict_do_nothing(
@@ -140,20 +157,61 @@ def _insert_delivery_statement(postgres: bool) -> Any:
     )
 
 
-_FINISH = (
-    sa.update(_tasks)
-    .where(_tasks.c.id == sa.bindparam("task"), _HELD_BY_WORKER)
-    .values(
-        status=sa.bindparam("new_status"),
-        ended_at_ms=sa.bindparam("ended", type_=sa.BigInteger),
-        result=sa.bindparam("outcome", type_=_tasks.c.result.type),
-        error_code=sa.bindparam("code"),
-        error_info=sa.bindparam("info"),
-        lease_until=None,
+def ids_in(postgres: bool) -> sa.ColumnElement[bool]:
+    """`id` among the bound list `ids`: `= ANY(:ids)` (one array parameter, so one
+    prepared statement whatever the batch size) on PostgreSQL, an expanding IN on
+    SQLite."""
+    if postgres:
+        return _tasks.c.id == sa.any_(sa.bindparam("ids", type_=postgresql.ARRAY(sa.BigInteger)))
+    return _tasks.c.id.in_(sa.bindparam("ids", expanding=True))
+
+
+@functools.cache
+def lock_held_statement(postgres: bool) -> sa.Select[Any]:
+    """The tasks among `ids` that `worker` still holds, locked in id order (PostgreSQL;
+    SQLite's writer lock is enough). Parameters: ids, worker."""
+    return for_update(
+        sa.select(_tasks.c.id, _tasks.c.account_id, _tasks.c.creation_id)
+        .where(ids_in(postgres), HELD_BY_WORKER)
+        .order_by(_tasks.c.id),
+        postgres,
     )
-    .returning(_tasks.c.account_id, _tasks.c.creation_id)
-)
-"""Parameters: task, worker, new_status, ended, outcome, code, info."""
+
+
+def _held_locked_in_order(postgres: bool) -> sa.ColumnElement[bool]:
+    """The held tasks among `ids` as an UPDATE's WHERE, taking the row locks in id order
+    on PostgreSQL like `lock_held_statement` does, so renewals, releases and finishes
+    of one worker never deadlock each other. Parameters: ids, worker."""
+    if not postgres:
+        return sa.and_(ids_in(False), HELD_BY_WORKER)
+    held = lock_held_statement(True).with_only_columns(_tasks.c.id)
+    return sa.and_(_tasks.c.id.in_(held.scalar_subquery()), HELD_BY_WORKER)
+
+
+@functools.cache
+def _renew_statement(postgres: bool) -> sa.Update:
+    """Parameters: ids, worker, until."""
+    return (
+        sa.update(_tasks)
+        .where(_held_locked_in_order(postgres))
+        .values(lease_until=sa.bindparam("until", type_=sa.BigInteger))
+    )
+
+
+@functools.cache
+def _release_statement(postgres: bool) -> sa.Update:
+    """Back to the queue; the claim is not counted as an attempt. Parameters: ids,
+    worker."""
+    return (
+        sa.update(_tasks)
+        .where(_held_locked_in_order(postgres))
+        .values(
+            status=TaskStatus.QUEUED.value,
+            worker_id=None,
+            lease_until=None,
+            attempts=_tasks.c.attempts - 1,
+        )
+    )
 
 
 class TaskStore(StoreBase):
@@ -197,7 +255,10 @@ class TaskStore(StoreBase):
             result = await conn.execute(
                 sa.insert(_tasks).returning(_tasks.c.id, sort_by_parameter_order=True), rows
             )
-            return [int(task_id) for task_id in result.scalars()]
+            ids = [int(task_id) for task_id in result.scalars()]
+            if self._postgres and self._notify:
+                await conn.execute(_NOTIFY_TASKS)
+            return ids
 
     async def claim_tasks(
         self, worker_id: str, limit: int, lease_ms: int, now_ms: int, start_body: StartBody
@@ -216,7 +277,7 @@ class TaskStore(StoreBase):
                     new_delivery(task.id, ProcessStatus.STARTED, start_body(task), now_ms)
                     for task in claimed
                 ]
-                await conn.execute(_insert_delivery_statement(self._postgres), starts)
+                await conn.execute(insert_delivery_statement(self._postgres), starts)
         return claimed
 
     async def renew_leases(self, worker_id: str, task_ids: Sequence[int], until_ms: int) -> int:
@@ -225,56 +286,10 @@ class TaskStore(StoreBase):
             return 0
         async with self._write() as conn:
             result = await conn.execute(
-                sa.update(_tasks).where(*_held_by(worker_id, task_ids)).values(lease_until=until_ms)
+                _renew_statement(self._postgres),
+                {"ids": list(task_ids), "worker": worker_id, "until": until_ms},
             )
         return int(result.rowcount)
-
-    async def finish_task(
-        self,
-        task_id: int,
-        worker_id: str,
-        outcome: TaskOutcome,
-        complete_body: str,
-        refund: bool,
-        now_ms: int,
-    ) -> bool:
-        """Store the outcome, schedule the complete callback and maybe refund, in one
-        transaction, only while this worker holds the task; False (nothing written)
-        once it lost it (lease expired and another worker took it, or already done)."""
-        status = TaskStatus.SUCCEEDED if outcome.succeeded else TaskStatus.FAILED
-        async with self._write() as conn:
-            held = (
-                await conn.execute(
-                    _FINISH,
-                    {
-                        "task": task_id,
-                        "worker": worker_id,
-                        "new_status": status.value,
-                        "ended": outcome.ended_at_ms or now_ms,
-                        "outcome": outcome_fields(outcome),
-                        "code": outcome.error_code,
-                        "info": outcome.error_info,
-                    },
-                )
-            ).first()
-            if held is None:
-                return False
-            await conn.execute(
-                _insert_delivery_statement(self._postgres),
-                [new_delivery(task_id, ProcessStatus.COMPLETED, complete_body, now_ms)],
-            )
-            if refund:
-                await credit(conn, held.account_id, 1)
-                await write_ledger(
-                    conn,
-                    held.account_id,
-                    1,
-                    "refund",
-                    now_ms,
-                    task_id=task_id,
-                    creation_id=held.creation_id,
-                )
-        return True
 
     async def release_tasks(self, worker_id: str, task_ids: Sequence[int]) -> int:
         """Give unfinished tasks back to the queue (graceful stop). The claim is not
@@ -284,26 +299,10 @@ class TaskStore(StoreBase):
             return 0
         async with self._write() as conn:
             result = await conn.execute(
-                sa.update(_tasks)
-                .where(*_held_by(worker_id, task_ids))
-                .values(
-                    status=TaskStatus.QUEUED.value,
-                    worker_id=None,
-                    lease_until=None,
-                    attempts=_tasks.c.attempts - 1,
-                )
+                _release_statement(self._postgres), {"ids": list(task_ids), "worker": worker_id}
             )
         return int(result.rowcount)
 
 
 def _id(task: ClaimedTask) -> int:
     return task.id
-
-
-def _held_by(worker_id: str, task_ids: Sequence[int]) -> tuple[sa.ColumnElement[bool], ...]:
-    """The tasks among `task_ids` that `worker_id` still holds (running, its claim)."""
-    return (
-        _tasks.c.id.in_(list(task_ids)),
-        _tasks.c.worker_id == worker_id,
-        _tasks.c.status == TaskStatus.RUNNING.value,
-    )
