@@ -63,7 +63,12 @@ class Settings(BaseSettings):
     ] = None
 
     worker_concurrency: Annotated[
-        int, Field(description="Tasks a worker holds at once (downloads overlap).", ge=1)
+        int,
+        Field(
+            description="Tasks a worker analyses at once (downloads overlap); while tasks "
+            "are fast it may hold up to twice that.",
+            ge=1,
+        ),
     ] = 4
     inference_parallelism: Annotated[
         int, Field(description="Inferences run at once per process.", ge=1)
