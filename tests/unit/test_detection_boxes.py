@@ -81,3 +81,15 @@ def test_scaled_and_clipped_map_coordinates() -> None:
 def test_candidates_centred_in_the_padding_are_dropped() -> None:
     d = dets([[85, 10, 105, 30], [95, 10, 125, 30], [-30, 0, 10, 10]], [0.9, 0.8, 0.7])
     assert d.centred_within(100, 100).scores.tolist() == [0.9]
+
+
+def test_fuse_by_noisy_or_rewards_agreement_and_keeps_lone_scores() -> None:
+    merged = fuse(
+        dets([[0, 0, 10, 10], [1, 1, 11, 11], [40, 40, 50, 50]], [0.6, 0.5, 0.7]),
+        0.4,
+        score="noisy_or",
+    )
+    assert merged.scores.tolist() == pytest.approx([0.7, 1 - 0.4 * 0.5])  # best leader first
+    assert merged.boxes[1] == pytest.approx([5 / 11, 5 / 11, 10 + 5 / 11, 10 + 5 / 11])
+    certain = fuse(dets([[0, 0, 10, 10], [0, 0, 10, 10]], [1.0, 0.5]), 0.4, score="noisy_or")
+    assert 0.999 < float(certain.scores[0]) <= 1.0  # a score of 1 stays finite

@@ -109,7 +109,8 @@ def test_two_passes_are_fused_and_the_reduced_pass_adds_no_small_faces() -> None
     ]  # centre 50 (100), 68 px; a tiny one
     fake = FakeCenterFace([], by_width={416: full, 224: half})
     session = OnnxSession(session=fake, input_name="input", output_names=["a", "b", "c", "d"])
-    det = OnnxFaceDetector.single("fake", session, CENTERFACE)  # the family's two passes
+    passes = (ScalePass(1.0), ScalePass(0.5, min_input_px=24.0))
+    det = OnnxFaceDetector.single("fake", session, CENTERFACE, passes=passes)
     faces = det.detect(image(400, 400), DetectOptions())
     assert [s[2:] for s in fake.shapes] == [(416, 416), (224, 224)]
     (face,) = faces

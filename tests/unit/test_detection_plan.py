@@ -11,6 +11,8 @@ from facelens.core.detection.plan import (
     build_tensor,
     decode_scale,
     detection_scale,
+    pad_pixels,
+    pass_scale,
     plan_input,
 )
 
@@ -75,3 +77,28 @@ def test_tensor_is_planar_letterboxed_and_normalised() -> None:
 def test_tensor_refuses_pixels_of_another_size() -> None:
     with pytest.raises(ValueError):
         build_tensor(np.zeros((5, 5, 3), np.uint8), plan_input(4, 4, 1.0))
+
+
+def test_padded_pixels_match_the_tensor_layout_and_share_memory_when_unpadded() -> None:
+    rng = np.random.default_rng(3)
+    pixels = rng.integers(0, 256, (50, 70, 3), dtype=np.uint8)
+    plan = plan_input(70, 50, 1.0)
+    batch = pad_pixels(pixels, plan, fill=(123, 117, 104))
+    assert batch.shape == (1, 64, 96, 3) and batch.dtype == np.uint8
+    assert (batch[0, :50, :70] == pixels).all()
+    assert (batch[0, 50:] == [123, 117, 104]).all() and (batch[0, :, 70:] == [123, 117, 104]).all()
+    # what the model sees (BGR, mean subtracted) equals build_tensor's, padding included
+    mean = (104.0, 117.0, 123.0)
+    seen = batch[0, :, :, ::-1].astype(np.float32) - np.float32(mean)
+    assert np.array_equal(seen.transpose(2, 0, 1)[None], build_tensor(pixels, plan, mean, bgr=True))
+    exact = rng.integers(0, 256, (64, 96, 3), dtype=np.uint8)
+    assert np.shares_memory(pad_pixels(exact, plan_input(96, 64, 1.0)), exact)
+    with pytest.raises(ValueError, match="do not match"):
+        pad_pixels(exact, plan)
+
+
+def test_up_scaling_passes_stop_at_the_side_cap_and_reductions_are_kept() -> None:
+    assert pass_scale(1024, 768, 1.0, 1.125) == 1.125
+    assert pass_scale(4000, 3000, 0.5, 1.125) == pytest.approx(2048 / 4000)
+    assert pass_scale(4000, 3000, 0.5, 0.5) == 0.25
+    assert pass_scale(3000, 3000, 1.0, 1.5) == 1.0  # asked for more than the cap: base

@@ -6,7 +6,12 @@ import numpy as np
 import pytest
 
 from facelens.core.detection.boxes import Detections
-from facelens.core.detection.selection import filter_detections, largest_first, to_faces
+from facelens.core.detection.selection import (
+    filter_detections,
+    largest_first,
+    size_calibrated,
+    to_faces,
+)
 from facelens.core.domain import LANDMARK_NAMES
 
 
@@ -54,3 +59,16 @@ def test_face_json_rounds_like_the_hosted_api() -> None:
     face = to_faces(make())[0]
     assert face.to_json()["score"] == pytest.approx(0.9)
     assert face.to_json()["landmarks"]["left_eye"] == [0.0, 1.0]
+
+
+def test_size_calibration_lowers_small_faces_linearly_and_leaves_large_ones() -> None:
+    boxes = np.array([[0, 0, 0, 0], [0, 0, 32, 16], [0, 0, 64, 64], [0, 0, 100, 90]], dtype=float)
+    dets = Detections(boxes, np.full(4, 0.9), np.zeros((4, 5, 2)))
+    out = size_calibrated(dets, 64.0, 0.6)
+    assert out.scores.tolist() == pytest.approx([0.9 * 0.6, 0.9 * 0.8, 0.9, 0.9])
+    assert out.boxes is dets.boxes
+    assert size_calibrated(dets, 0.0, 0.6) is dets
+    # scores at or above `below` (the default threshold) are kept as they are
+    mixed = Detections(boxes, np.array([0.5, 0.49, 0.3, 0.2]), np.zeros((4, 5, 2)))
+    kept = size_calibrated(mixed, 64.0, 0.6, below=0.5)
+    assert kept.scores.tolist() == pytest.approx([0.5, 0.49 * 0.8, 0.3, 0.2])

@@ -54,6 +54,19 @@ def detection_scale(
     return min(scale, math.sqrt(MAX_INPUT_PIXELS / max(width * height, 1)))
 
 
+def pass_scale(width: int, height: int, base: float, factor: float) -> float:
+    """The scale of a pass `factor` times the planned `base` (see `families.ScalePass`).
+
+    An up-scaling pass (factor > 1, for small faces) stops at a `MAX_SIDE` long side,
+    and never goes below `base`: on a 4000x3000 photo planned at 2000 px, a 1.125x pass
+    runs at 2048 px, not 2250, so large photos keep their bounded cost.
+    """
+    scale = base * factor
+    if factor > 1.0:
+        scale = max(base, min(scale, MAX_SIDE / max(width, height, 1)))
+    return scale
+
+
 def _snap_to_power_of_two(scale: float) -> float:
     """Round a reduction down to 1/2, 1/4, 1/8 when that is at most 20 % smaller.
 
@@ -139,3 +152,20 @@ def build_tensor(
         if std[plane] != 1.0:
             target /= np.float32(std[plane])
     return tensor
+
+
+def pad_pixels(
+    pixels: npt.NDArray[np.uint8], plan: InputPlan, fill: tuple[int, int, int] = (0, 0, 0)
+) -> npt.NDArray[np.uint8]:
+    """A (1, H, W, 3) uint8 batch of already resized RGB pixels, letterboxed like
+    `build_tensor` (image top left, `fill` elsewhere: the colour that normalises to
+    zero, so both inputs mean the same). No copy when no padding is needed."""
+    if pixels.shape[:2] != (plan.height, plan.width):
+        raise ValueError(f"pixels {pixels.shape[:2]} do not match plan {plan.height}x{plan.width}")
+    if (plan.tensor_height, plan.tensor_width) == (plan.height, plan.width):
+        return np.ascontiguousarray(pixels)[None]
+    batch = np.empty((1, plan.tensor_height, plan.tensor_width, 3), dtype=np.uint8)
+    batch[0, : plan.height, : plan.width] = pixels
+    batch[0, plan.height :, :] = fill
+    batch[0, : plan.height, plan.width :] = fill
+    return batch

@@ -22,13 +22,14 @@ CENTRE_VARIANCE = 0.1
 SIZE_VARIANCE = 0.2
 
 
-@lru_cache(maxsize=16)
+@lru_cache(maxsize=32)
 def anchors(tensor_width: int, tensor_height: int) -> FloatArray:
     """(N, 4) anchors as centre x, centre y, width, height in tensor pixels.
 
     Row-major over each stride's grid with the sizes innermost: the model's order.
-    Cached per input size, since most services see a handful of sizes; callers must
-    not modify the returned array.
+    Cached per input size (~1 MB for a 1024x768 input, 3-4 ms to build; 32 sizes, as
+    photos of one camera model still come in a few dozen padded sizes: widerface-dev's
+    194 have 30); callers must not modify the returned array.
     """
     parts = []
     for stride, sizes in zip(ANCHOR_STRIDES, ANCHOR_SIZES, strict=True):

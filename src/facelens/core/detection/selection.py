@@ -17,6 +17,24 @@ def face_sizes(dets: Detections) -> np.ndarray:
     return np.maximum(dets.widths, dets.heights)
 
 
+def size_calibrated(
+    dets: Detections, small_px: float, floor: float, below: float = 1.0
+) -> Detections:
+    """Scores under `below` of faces smaller than `small_px` (longer side) scaled down
+    linearly with their size, to `floor` at size 0 (see `families.ScalePass`).
+
+    Scores at or above `below` (the default threshold) are left alone, so what a
+    caller gets at that threshold does not change; only the ranking of the weaker
+    candidates does.
+    """
+    if small_px <= 0 or floor >= 1.0 or not len(dets):
+        return dets
+    ramp = np.clip(face_sizes(dets) / small_px, 0.0, 1.0)
+    lowered = dets.scores * (floor + (1.0 - floor) * ramp)
+    scores = np.where(dets.scores < below, lowered, dets.scores)
+    return Detections(dets.boxes, scores, dets.landmarks)
+
+
 def filter_detections(
     dets: Detections, score_threshold: float, min_face_size: int | None = None
 ) -> Detections:
