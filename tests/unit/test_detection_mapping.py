@@ -118,3 +118,15 @@ def test_two_passes_are_fused_and_the_reduced_pass_adds_no_small_faces() -> None
     # score-weighted mean of (70, 70, 64) and (66, 66, 68)
     assert face.x == pytest.approx((0.6 * 70 + 0.9 * 66) / 1.5)
     assert face.width == pytest.approx((0.6 * 64 + 0.9 * 68) / 1.5)
+
+
+def test_a_reduced_photos_only_pass_runs_only_on_photos_planned_below_full_size() -> None:
+    fake = FakeCenterFace([])
+    session = OnnxSession(session=fake, input_name="input", output_names=["a", "b", "c", "d"])
+    passes = (ScalePass(1.0), ScalePass(0.5, min_input_px=24.0, reduced_photos_only=True))
+    det = OnnxFaceDetector.single("fake", session, CENTERFACE, passes=passes)
+    det.detect(image(400, 300), DetectOptions())
+    assert [s[2:] for s in fake.shapes] == [(320, 416)]
+    fake.shapes.clear()
+    det.detect(image(4000, 3200, scale=0.5), DetectOptions())  # decoded at half size
+    assert [s[2:] for s in fake.shapes] == [(1600, 2016), (800, 1024)]

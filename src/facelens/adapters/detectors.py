@@ -133,7 +133,8 @@ class ModelDetector:
         base = detection_scale(
             image.width, image.height, min_face_size, self.family.reliable_face_px
         )
-        results = [self._run_pass(image, base, step, threshold) for step in self.passes]
+        steps = [s for s in self.passes if base < 1.0 or not s.reduced_photos_only]
+        results = [self._run_pass(image, base, step, threshold) for step in steps]
         if len(results) == 1:
             return results[0]
         return fuse(Detections.concat(results), *self.fusion)

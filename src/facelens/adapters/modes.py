@@ -33,6 +33,10 @@ scores fusion variants offline with the project's protocol. What it showed:
   CenterFace 1.125x alone .912/.902/.786 -> .924/.914/.783 (N 64, floor 0.45); the
   faces reported at the default threshold do not change. Calibrating every score
   instead was as good for AP but lost small faces at the default threshold.
+* Balanced on photos over 2048 px (planned below 1:1) adds the 0.5x pass back
+  (`ScalePass.reduced_photos_only`): there faces are large, and without it a 4000x3000
+  copy of a dev photo lost 2 of the 15 faces the 1024 px photo gives
+  (tests/model/test_failure_cases.py). No effect on widerface-dev (all 1024 px).
 * Per-pass NMS 0.4 instead of 0.3 (CenterFace): +0.2 to +0.4 points everywhere;
   RetinaFace 0.5 instead of 0.4: +0.3 easy, +0.1 medium, +0.5 hard.
 * Fusing passes by noisy-or (`fuse(score="noisy_or")`) instead of the best score: +1

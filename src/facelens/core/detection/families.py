@@ -38,6 +38,11 @@ class ScalePass:
     small_face_px`. Small weak candidates are the least precise ones (most false
     positives at a low threshold are tiny), so ranking them lower raises AP, while
     the faces reported at the default threshold, and their scores, stay the same.
+
+    `reduced_photos_only`: the pass runs only when the planned scale is below 1 (a
+    photo larger than `plan.MAX_SIDE`, or a large `min_face_size`), where faces are
+    large in pixels and a reduced pass finds them as the full-size pass does on an
+    ordinary photo.
     """
 
     factor: float
@@ -45,6 +50,7 @@ class ScalePass:
     flip: bool = False
     small_face_px: float = 0.0
     small_face_floor: float = 1.0
+    reduced_photos_only: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,8 +101,13 @@ CENTERFACE = ModelFamily(
     # The default mode's pass (adapters.modes, "balanced"): up-scaled by 1.125 for the
     # small faces (1024 -> 1152 = 36 x 32, no padding); weak scores of faces under 64
     # input pixels calibrated down to 0.45x at size 0, which replaces the half-size pass
-    # the large faces needed for the same easy AP, at a fifth of its cost.
-    passes=(ScalePass(1.125, small_face_px=64.0, small_face_floor=0.45),),
+    # the large faces needed for the same easy AP, at a fifth of its cost. On photos
+    # planned below 1:1 (over 2048 px) the half-size pass still runs: there the faces
+    # are large, and a 4000x3000 copy of a photo then gives the 1024 px photo's faces.
+    passes=(
+        ScalePass(1.125, small_face_px=64.0, small_face_floor=0.45),
+        ScalePass(0.5, min_input_px=24.0, reduced_photos_only=True),
+    ),
 )
 
 RETINAFACE = ModelFamily(
