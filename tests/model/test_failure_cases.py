@@ -93,11 +93,6 @@ def test_a_face_filling_the_frame_is_found_when_min_face_size_says_faces_are_big
     assert abs(centre_y - image.height / 2) < 0.15 * image.height
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="default options run a 1024 px frame at 1x and 0.5x: a face filling it is "
-    "missed or comes with a second, smaller box inside it (see README, Detection)",
-)
 def test_a_face_filling_the_frame_is_found_alone_with_default_options(
     widerface_dev: Path, detector: OnnxFaceDetector, decoder: PillowDecoder
 ) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from facelens.core.detection.boxes import Detections, fuse, iou_one_to_many, nms
+from facelens.core.detection.boxes import Detections, fuse, fuse_into, iou_one_to_many, nms
 
 
 def dets(boxes: list[list[float]], scores: list[float]) -> Detections:
@@ -93,3 +93,21 @@ def test_fuse_by_noisy_or_rewards_agreement_and_keeps_lone_scores() -> None:
     assert merged.boxes[1] == pytest.approx([5 / 11, 5 / 11, 10 + 5 / 11, 10 + 5 / 11])
     certain = fuse(dets([[0, 0, 10, 10], [0, 0, 10, 10]], [1.0, 0.5]), 0.4, score="noisy_or")
     assert 0.999 < float(certain.scores[0]) <= 1.0  # a score of 1 stays finite
+
+
+def test_fuse_into_merges_only_the_candidates_an_extra_box_overlaps() -> None:
+    marks = np.zeros((3, 5, 2))
+    dets = Detections(
+        np.array([[0, 0, 100, 100], [2, 2, 98, 98], [200, 200, 210, 210]], dtype=np.float64),
+        np.array([0.8, 0.4, 0.3]),
+        marks,
+    )
+    extra = Detections(np.array([[10, 10, 110, 110]], dtype=np.float64), np.array([0.8]), marks[:1])
+    merged = fuse_into(dets, extra, 0.4)
+    assert len(merged) == 2  # the two overlapping ones and the extra box became one
+    small = merged.boxes[merged.scores == 0.3]
+    assert small.tolist() == [[200, 200, 210, 210]]  # untouched
+    fused = merged.boxes[merged.scores == 0.8][0]
+    assert 0 < fused[0] < 10 and 100 < fused[2] < 110  # a weighted mean of the cluster
+    assert fuse_into(dets, Detections.empty(), 0.4) is dets
+    assert len(fuse_into(Detections.empty(), extra, 0.4)) == 1

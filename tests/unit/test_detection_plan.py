@@ -9,6 +9,7 @@ from facelens.core.detection.plan import (
     MAX_INPUT_PIXELS,
     MAX_SIDE_ASKED,
     build_tensor,
+    coarse_scale,
     decode_scale,
     detection_scale,
     pad_pixels,
@@ -102,3 +103,15 @@ def test_up_scaling_passes_stop_at_the_side_cap_and_reductions_are_kept() -> Non
     assert pass_scale(4000, 3000, 0.5, 1.125) == pytest.approx(2048 / 4000)
     assert pass_scale(4000, 3000, 0.5, 0.5) == 0.25
     assert pass_scale(3000, 3000, 1.0, 1.5) == 1.0  # asked for more than the cap: base
+
+
+def test_a_coarse_pass_runs_only_when_it_reduces_and_has_one_input_shape() -> None:
+    assert coarse_scale(1024, 768, 1.0, 192) == pytest.approx(192 / 1024)
+    assert coarse_scale(256, 200, 1.0, 192) is None  # barely a reduction: skipped
+    assert coarse_scale(4000, 3000, 0.5, 192) == pytest.approx(192 / 4000)
+    for width, height in ((1024, 768), (600, 1000), (333, 333)):
+        scale = coarse_scale(width, height, 1.0, 192)
+        assert scale is not None
+        plan = plan_input(width, height, scale, 32, pad_to=192)
+        assert (plan.tensor_width, plan.tensor_height) == (192, 192)
+        assert max(plan.width, plan.height) == 192

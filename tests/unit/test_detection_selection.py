@@ -11,6 +11,7 @@ from facelens.core.detection.selection import (
     largest_first,
     size_calibrated,
     to_faces,
+    without_face_parts,
 )
 from facelens.core.domain import LANDMARK_NAMES
 
@@ -72,3 +73,24 @@ def test_size_calibration_lowers_small_faces_linearly_and_leaves_large_ones() ->
     mixed = Detections(boxes, np.array([0.5, 0.49, 0.3, 0.2]), np.zeros((4, 5, 2)))
     kept = size_calibrated(mixed, 64.0, 0.6, below=0.5)
     assert kept.scores.tolist() == pytest.approx([0.5, 0.49 * 0.8, 0.3, 0.2])
+
+
+def boxes_scored(rows: list[tuple[float, float, float, float, float]]) -> Detections:
+    array = np.array(rows, dtype=np.float64)
+    return Detections(array[:, :4], array[:, 4], np.zeros((len(rows), 5, 2)))
+
+
+def test_a_part_inside_a_larger_better_face_is_dropped() -> None:
+    face = (0, 0, 100, 100, 0.9)
+    eye = (10, 10, 40, 40, 0.6)  # entirely inside, a tenth of the area
+    neighbour = (90, 0, 130, 40, 0.7)  # a quarter inside only: another face
+    kept = without_face_parts(boxes_scored([face, eye, neighbour]))
+    assert kept.scores.tolist() == [0.9, 0.7]
+
+
+def test_a_part_scoring_above_the_face_or_close_in_size_is_kept() -> None:
+    confident_small = [(0, 0, 100, 100, 0.6), (10, 10, 40, 40, 0.9)]
+    assert len(without_face_parts(boxes_scored(confident_small))) == 2
+    similar_size = [(0, 0, 100, 100, 0.9), (5, 5, 85, 85, 0.6)]  # 64 % of the area
+    assert len(without_face_parts(boxes_scored(similar_size))) == 2
+    assert len(without_face_parts(Detections.empty())) == 0

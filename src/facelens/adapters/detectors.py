@@ -48,10 +48,11 @@ from facelens.adapters.models import DEFAULT_MODEL, LoadedModel, load_model
 from facelens.adapters.modes import DEFAULT_MODE, MODES, ModeSpec, mode_spec
 from facelens.adapters.ov_runtime import OpenVinoSession, PixelNormalisation, openvino_available
 from facelens.adapters.runtime import CPU, available_providers, create_session
-from facelens.core.detection.boxes import Detections, FusionScore, fuse, nms
+from facelens.core.detection.boxes import Detections, FusionScore, fuse, fuse_into, nms
 from facelens.core.detection.families import ModelFamily, ScalePass
 from facelens.core.detection.plan import (
     build_tensor,
+    coarse_scale,
     detection_scale,
     pad_pixels,
     pass_scale,
@@ -65,6 +66,7 @@ from facelens.core.detection.selection import (
     largest_first,
     size_calibrated,
     to_faces,
+    without_face_parts,
 )
 from facelens.core.domain import DecodedImage, DetectOptions, Face
 from facelens.core.errors import ModelError
@@ -133,20 +135,37 @@ class ModelDetector:
         base = detection_scale(
             image.width, image.height, min_face_size, self.family.reliable_face_px
         )
-        steps = [s for s in self.passes if base < 1.0 or not s.reduced_photos_only]
-        results = [self._run_pass(image, base, step, threshold) for step in steps]
-        if len(results) == 1:
-            return results[0]
-        return fuse(Detections.concat(results), *self.fusion)
+        results: list[Detections] = []
+        coarse: list[Detections] = []
+        for step in self.passes:
+            scale = self._scale_of(image, base, step)
+            if scale is not None:
+                found = self._run_pass(image, scale, step, threshold)
+                (coarse if step.long_side else results).append(found)
+        merged = results[0] if len(results) == 1 else fuse(Detections.concat(results), *self.fusion)
+        for extra in coarse:
+            merged = fuse_into(merged, extra, *self.fusion)
+        return merged
+
+    @staticmethod
+    def _scale_of(image: DecodedImage, base: float, step: ScalePass) -> float | None:
+        """Model pixels per original pixel for `step`, None when it does not run here:
+        `base * step.factor` (an up-scaling capped at `MAX_SIDE`, see `plan.pass_scale`),
+        or a coarse pass's own scale (`plan.coarse_scale`)."""
+        if step.reduced_photos_only and base >= 1.0:
+            return None
+        if step.long_side > 0:
+            return coarse_scale(image.width, image.height, base, step.long_side)
+        return pass_scale(image.width, image.height, base, step.factor)
 
     def _run_pass(
-        self, image: DecodedImage, base: float, step: ScalePass, threshold: float
+        self, image: DecodedImage, scale: float, step: ScalePass, threshold: float
     ) -> Detections:
-        """One inference at `base * step.factor` model pixels per original pixel (an
-        up-scaling capped at `MAX_SIDE`, see `plan.pass_scale`)."""
+        """One inference at `scale` model pixels per original pixel."""
         source_h, source_w = image.pixels.shape[:2]
-        scale = pass_scale(image.width, image.height, base, step.factor)
-        plan = plan_input(source_w, source_h, scale / image.scale, self.family.multiple)
+        plan = plan_input(
+            source_w, source_h, scale / image.scale, self.family.multiple, step.long_side
+        )
         pixels = _resized(image.pixels, plan.width, plan.height) if plan.resizes else image.pixels
         if step.flip:
             pixels = np.ascontiguousarray(pixels[:, ::-1])
@@ -368,7 +387,8 @@ class OnnxFaceDetector:
             detector.score_threshold if options.score_threshold is None else options.score_threshold
         )
         dets = detector.candidates(image, threshold, options.min_face_size)
-        dets = largest_first(filter_detections(dets, threshold, options.min_face_size))
+        dets = filter_detections(dets, threshold, options.min_face_size)
+        dets = largest_first(without_face_parts(dets))
         named = options.landmarks != "none"  # building them costs ~20 us a face
         faces = to_faces(dets, landmarks=named, max_faces=options.max_faces)
         wanted = set(options.attributes) & SUPPORTED_ATTRIBUTES

@@ -186,3 +186,26 @@ def fuse(
         scores = dets.scores[leaders]
     scores = scores * np.where(sizes == 1, lone_penalty, 1.0)
     return Detections(weighted_mean(dets.boxes), scores, weighted_mean(dets.landmarks))
+
+
+def fuse_into(
+    dets: Detections,
+    extra: Detections,
+    iou_threshold: float,
+    lone_penalty: float = 1.0,
+    score: FusionScore = "max",
+) -> Detections:
+    """`dets` with a few `extra` candidates fused in: like `fuse` over both, but only
+    the candidates of `dets` overlapping an extra one (IoU >= `iou_threshold`) take
+    part, the rest pass unchanged. A coarse pass adds a handful of large faces; fusing
+    them this way costs microseconds, where `fuse` over an evaluation threshold's
+    thousands of small candidates costs milliseconds."""
+    if not len(extra):
+        return dets
+    if not len(dets):
+        return extra
+    near = np.zeros(len(dets), dtype=np.bool_)
+    for box in extra.boxes:
+        near |= iou_one_to_many(box, dets.boxes) >= iou_threshold
+    merged = fuse(Detections.concat([dets.take(near), extra]), iou_threshold, lone_penalty, score)
+    return Detections.concat([dets.take(~near), merged])

@@ -67,6 +67,14 @@ def pass_scale(width: int, height: int, base: float, factor: float) -> float:
     return scale
 
 
+def coarse_scale(width: int, height: int, base: float, long_side: int) -> float | None:
+    """The scale of a coarse pass (`families.ScalePass.long_side`): the image's long
+    side at `long_side` pixels; None when that would not reduce the planned `base` by
+    at least a third (the planned pass then already sees the whole frame that small)."""
+    scale = long_side / max(width, height, 1)
+    return scale if scale <= base * 2.0 / 3.0 else None
+
+
 def _snap_to_power_of_two(scale: float) -> float:
     """Round a reduction down to 1/2, 1/4, 1/8 when that is at most 20 % smaller.
 
@@ -108,11 +116,14 @@ class InputPlan:
 
 
 def plan_input(
-    source_width: int, source_height: int, factor: float, multiple: int = 32
+    source_width: int, source_height: int, factor: float, multiple: int = 32, pad_to: int = 0
 ) -> InputPlan:
     """The input geometry for resizing `source` pixels by `factor`.
 
     A factor within 0.5 % of 1 is treated as 1: resampling costs more than it changes.
+    `pad_to` > 0 pads both tensor sides to at least that: a coarse pass then always
+    has the same input shape, which a backend compiles once (OpenVINO spends ~20 ms on
+    each new shape, more than the coarse inference itself).
     """
     if abs(factor - 1.0) < 0.005:
         factor = 1.0
@@ -122,8 +133,8 @@ def plan_input(
         factor=factor,
         width=width,
         height=height,
-        tensor_width=-(-width // multiple) * multiple,
-        tensor_height=-(-height // multiple) * multiple,
+        tensor_width=max(-(-width // multiple) * multiple, pad_to),
+        tensor_height=max(-(-height // multiple) * multiple, pad_to),
     )
 
 
