@@ -12,15 +12,17 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import pytest
 from PIL import Image, ImageDraw, ImageFilter
 
-from facelens.adapters.detectors import MODES, OnnxFaceDetector
+from facelens.adapters.detectors import CROWD_FACES, MODES, OnnxFaceDetector
 from facelens.adapters.images import PillowDecoder
 from facelens.adapters.widerface import WiderDataset
+from facelens.core.detection.families import ScalePass
 from facelens.core.detection.plan import detection_scale
 from facelens.core.domain import DecodedImage, DetectOptions, Face
 from tests.model.test_detector import iou, matches
@@ -100,6 +102,32 @@ def test_a_face_filling_the_frame_is_found_alone_with_default_options(
         image = decoder.decode(frame_filler(widerface_dev, detector, key, index))
         faces = detector.detect(image, DEFAULT)
         assert len(faces) == 1 and faces[0].area > 0.4 * image.width * image.height
+
+
+def test_the_coarse_pass_runs_on_a_portrait_and_is_skipped_on_a_crowd(
+    widerface_dev: Path,
+    detector: OnnxFaceDetector,
+    decoder: PillowDecoder,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    member = detector.for_mode("balanced").members[0]
+    sides: list[int] = []
+    run_pass = member._run_pass
+
+    def recording(image: DecodedImage, scale: float, step: ScalePass, threshold: float) -> Any:
+        sides.append(step.long_side)
+        return run_pass(image, scale, step, threshold)
+
+    monkeypatch.setattr(member, "_run_pass", recording)
+    key, index = FRAME_FILLERS[0]
+    portrait = decoder.decode(frame_filler(widerface_dev, detector, key, index))
+    sides.clear()
+    detector.detect(portrait, DetectOptions(mode="balanced"))
+    assert sorted(sides) == [0, 192]
+    crowd = decoder.decode(encoded(dev_photo(widerface_dev, CROWDS[0]), quality=95))
+    sides.clear()
+    assert len(detector.detect(crowd, DetectOptions(mode="balanced"))) >= CROWD_FACES
+    assert sides == [0]
 
 
 # -- small faces -----------------------------------------------------------------------
