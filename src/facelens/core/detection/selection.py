@@ -45,6 +45,10 @@ def filter_detections(
     return dets.take(mask)
 
 
+_HOLDERS = 32
+"""`without_face_parts` checks containment in the 32 largest candidates only."""
+
+
 def without_face_parts(
     dets: Detections, inside: float = 0.7, area_ratio: float = 0.35
 ) -> Detections:
@@ -61,8 +65,8 @@ def without_face_parts(
         return dets
     boxes, scores = dets.boxes, dets.scores
     area = np.clip(dets.widths, 0.0, None) * np.clip(dets.heights, 0.0, None)
-    # Only the largest candidates can hold another (keeps this N x 32 at an evaluation
-    # threshold's thousands of candidates).
+    # Only the largest can hold another: N x 32, not N x N, at an evaluation
+    # threshold's thousands of candidates.
     holders = np.argsort(-area, kind="stable")[:_HOLDERS]
     # [i, j]: the share of candidate i's area inside holder j
     width = np.minimum(boxes[:, None, 2], boxes[None, holders, 2]) - np.maximum(
@@ -77,9 +81,6 @@ def without_face_parts(
     weaker = scores[:, None] <= scores[None, holders]
     part = (covered & smaller & weaker).any(axis=1)
     return dets.take(~part)
-
-
-_HOLDERS = 32
 
 
 def largest_first(dets: Detections) -> Detections:
