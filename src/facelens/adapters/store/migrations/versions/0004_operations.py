@@ -1,4 +1,4 @@
-"""Operations: worker heartbeats, per-task timings, fair claims, retention.
+"""Operations: worker heartbeats and per-task timings.
 
 Revision ID: 0004
 Revises: 0003
