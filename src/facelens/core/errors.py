@@ -7,6 +7,7 @@
     │   ├── ImageTooLarge           IMAGE_TOO_LARGE
     │   ├── ImageDecodeFailed       IMAGE_DECODE_FAILED
     │   ├── ImageFormatUnsupported  IMAGE_FORMAT_UNSUPPORTED
+    │   ├── VideoFailure            VIDEO_* and NO_VIDEO_STREAM (a video task)
     │   └── InternalTaskError       INTERNAL_ERROR
     ├── InsufficientCredits         API code 100040
     ├── InvalidKey                  API code 100030
@@ -52,6 +53,36 @@ class ImageDecodeFailed(TaskFailure):
 
 class ImageFormatUnsupported(TaskFailure):
     error_code = "IMAGE_FORMAT_UNSUPPORTED"
+
+
+class VideoFailure(TaskFailure):
+    """A video task's failure; subclasses carry the stable codes of issue 10."""
+
+    error_code = "VIDEO_DECODE_FAILED"
+
+
+class VideoFormatUnsupported(VideoFailure):
+    error_code = "VIDEO_FORMAT_UNSUPPORTED"
+
+
+class VideoDecodeFailed(VideoFailure):
+    error_code = "VIDEO_DECODE_FAILED"
+
+
+class VideoTooLong(VideoFailure):
+    error_code = "VIDEO_TOO_LONG"
+
+
+class VideoTooLarge(VideoFailure):
+    error_code = "VIDEO_TOO_LARGE"
+
+
+class NoVideoStream(VideoFailure):
+    error_code = "NO_VIDEO_STREAM"
+
+
+class VideoDownloadFailed(VideoFailure):
+    error_code = "VIDEO_DOWNLOAD_FAILED"
 
 
 class InternalTaskError(TaskFailure):
