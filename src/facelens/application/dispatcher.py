@@ -15,11 +15,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from facelens.application.ports import CallbackSender, Clock, Store
-from facelens.application.waiting import wait_first
+from facelens.application.waiting import retry_unavailable, wait_first
 from facelens.core.callbacks import webhook_id
 from facelens.core.domain import DeliveryAttempt, DeliveryJob
 from facelens.core.errors import StoreUnavailable
-from facelens.core.retry import DEFAULT_SCHEDULE_S, next_attempt_at
+from facelens.core.retry import (
+    DEFAULT_SCHEDULE_S,
+    STORE_RETRY_DELAYS_S,
+    Backoff,
+    next_attempt_at,
+)
 from facelens.core.webhooks.signing import webhook_headers
 
 log = logging.getLogger("facelens.dispatcher")
@@ -33,6 +38,8 @@ class DispatcherConfig:
     lease_ms: int = 60_000
     poll_interval_s: float = 0.5
     max_backoff_s: float = 10.0
+    record_retry_delays_s: Sequence[float] = STORE_RETRY_DELAYS_S
+    """Waits between the tries of recording an attempt while the database is down."""
 
 
 class Dispatcher:
@@ -49,21 +56,15 @@ class Dispatcher:
         self._wakeup.set()
 
     async def run(self, stop: asyncio.Event) -> None:
-        backoff = self._config.poll_interval_s
+        backoff = Backoff(self._config.poll_interval_s, self._config.max_backoff_s)
         while not stop.is_set():
             try:
                 self._wakeup.clear()
-                jobs = await self._store.claim_deliveries(
-                    self._config.dispatcher_id,
-                    self._config.concurrency,
-                    self._config.lease_ms,
-                    self._clock.now_ms(),
-                )
-                backoff = self._config.poll_interval_s
+                jobs = await self._claim()
+                backoff.succeeded()
             except StoreUnavailable as exc:
                 log.warning("dispatcher: store unavailable (%s)", exc)
-                await wait_first(backoff, stop)
-                backoff = min(backoff * 2, self._config.max_backoff_s)
+                await wait_first(backoff.failed(), stop)
                 continue
             if jobs:
                 # Finish what was claimed even when asked to stop: sends are bounded by
@@ -78,15 +79,18 @@ class Dispatcher:
         callbacks of tasks a draining worker has just finished). Best effort: a failed
         send or a busy outbox waits for the next dispatcher, as any delivery does."""
         try:
-            jobs = await self._store.claim_deliveries(
-                self._config.dispatcher_id,
-                self._config.concurrency,
-                self._config.lease_ms,
-                self._clock.now_ms(),
-            )
+            jobs = await self._claim()
         except StoreUnavailable:
             return
         await asyncio.gather(*(self._deliver(job) for job in jobs))
+
+    async def _claim(self) -> list[DeliveryJob]:
+        return await self._store.claim_deliveries(
+            self._config.dispatcher_id,
+            self._config.concurrency,
+            self._config.lease_ms,
+            self._clock.now_ms(),
+        )
 
     async def _deliver(self, job: DeliveryJob) -> None:
         body = job.body.encode("utf-8")
@@ -113,12 +117,23 @@ class Dispatcher:
             response.http_status if response.http_status is not None else response.error,
             "" if delivered else (" (gave up)" if retry_at is None else " (will retry)"),
         )
-        for delay in (0.5, 1.0, 2.0, 4.0, 8.0):
-            try:
-                await self._store.record_delivery_attempt(
+        what = f"task {job.task_id}: callback {int(job.process_status)} attempt {attempts}"
+        try:
+            await retry_unavailable(
+                lambda: self._store.record_delivery_attempt(
                     job.id, self._config.dispatcher_id, attempt, delivered, retry_at
-                )
-                return
-            except StoreUnavailable as exc:
-                log.warning("task %d: cannot record callback attempt yet (%s)", job.task_id, exc)
-                await asyncio.sleep(delay)
+                ),
+                log,
+                what,
+                self._config.record_retry_delays_s,
+            )
+        except StoreUnavailable as exc:
+            # The lease on the delivery expires and a dispatcher sends it again: the
+            # receiver sees this attempt twice (same webhook-id), the history once.
+            log.error(
+                "%s (delivery %d): not recorded, database unreachable; it will be sent "
+                "again once its lease expires (%s)",
+                what,
+                job.id,
+                exc,
+            )

@@ -21,14 +21,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from facelens.application.ports import Clock, Store, TaskFinish
-from facelens.application.waiting import wait_first
+from facelens.application.waiting import retry_unavailable, wait_first
 from facelens.core.errors import StoreUnavailable
+from facelens.core.retry import STORE_RETRY_DELAYS_S
 
 log = logging.getLogger("facelens.worker")
-
-RETRY_DELAYS_S = (0.5, 1.0, 2.0, 4.0, 8.0)
-"""Waits between tries of a batch while the database is unreachable; after the last
-the outcomes are dropped and the leases left to expire (another worker redoes them)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +51,7 @@ class Finisher:
         *,
         max_batch: int,
         max_wait_s: float,
-        retry_delays_s: Sequence[float] = RETRY_DELAYS_S,
+        retry_delays_s: Sequence[float] = STORE_RETRY_DELAYS_S,
     ) -> None:
         self._store = store
         self._clock = clock
@@ -103,18 +100,20 @@ class Finisher:
         self._due.set()
 
     async def _record(self, batch: list[TaskFinish]) -> None:
+        """Record one batch, retrying while the database is unreachable; after the last
+        try the outcomes are dropped and the leases left to expire (another worker
+        redoes the tasks)."""
         held: set[int] | None = None
-        for delay in (*self._retry_delays_s, None):
-            try:
-                held = await self._store.finish_tasks(self._worker_id, batch, self._clock.now_ms())
-                break
-            except StoreUnavailable as exc:
-                log.warning("cannot record %d outcomes yet (%s)", len(batch), exc)
-                if delay is None:
-                    break
-                await asyncio.sleep(delay)
-            except Exception:
-                # A bug: keep the worker alive; the leases expire and the tasks are redone.
-                log.exception("recording %d outcomes failed", len(batch))
-                break
+        try:
+            held = await retry_unavailable(
+                lambda: self._store.finish_tasks(self._worker_id, batch, self._clock.now_ms()),
+                log,
+                f"{len(batch)} outcomes",
+                self._retry_delays_s,
+            )
+        except StoreUnavailable as exc:
+            log.warning("%d outcomes not recorded, database unreachable (%s)", len(batch), exc)
+        except Exception:
+            # A bug: keep the worker alive; the leases expire and the tasks are redone.
+            log.exception("recording %d outcomes failed", len(batch))
         self._on_recorded([Recorded(f, None if held is None else f.task_id in held) for f in batch])

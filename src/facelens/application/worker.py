@@ -45,6 +45,7 @@ from facelens.application.waiting import wait_first
 from facelens.core.callbacks import complete_body, start_body
 from facelens.core.domain import ClaimedTask, TaskOutcome
 from facelens.core.errors import StoreUnavailable
+from facelens.core.retry import Backoff
 
 log = logging.getLogger("facelens.worker")
 
@@ -112,7 +113,7 @@ class Worker:
     async def run(self, stop: asyncio.Event) -> None:
         renewer = asyncio.create_task(self._renew_leases(), name="lease-renewer")
         finisher = asyncio.create_task(self._finisher.run(), name="finisher")
-        backoff = self._config.poll_interval_s
+        backoff = Backoff(self._config.poll_interval_s, self._config.max_backoff_s)
         try:
             while not stop.is_set():
                 wanted = self._wanted()
@@ -123,11 +124,10 @@ class Worker:
                 self._wakeup.clear()  # before the claim: a wake-up during it is kept
                 try:
                     claimed = await self._claim(wanted)
-                    backoff = self._config.poll_interval_s
+                    backoff.succeeded()
                 except StoreUnavailable as exc:
                     log.warning("worker %s: store unavailable (%s)", self._config.worker_id, exc)
-                    await wait_first(backoff, stop)
-                    backoff = min(backoff * 2, self._config.max_backoff_s)
+                    await wait_first(backoff.failed(), stop)
                     continue
                 if claimed < wanted:  # the queue is empty for now
                     await wait_first(self._config.poll_interval_s, stop, self._wakeup)

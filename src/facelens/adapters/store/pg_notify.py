@@ -31,6 +31,7 @@ import asyncpg
 
 from facelens.adapters.store.engine import normalize_url
 from facelens.application.waiting import wait_first
+from facelens.core.retry import Backoff
 
 log = logging.getLogger("facelens.listen")
 
@@ -70,8 +71,7 @@ class NotifyListener:
         self._handlers = dict(handlers)
         self._connect_timeout_s = connect_timeout_s
         self._check_interval_s = check_interval_s
-        self._min_backoff_s = min_backoff_s
-        self._max_backoff_s = max_backoff_s
+        self._backoff = Backoff(min_backoff_s, max_backoff_s)
         self._connected = asyncio.Event()
 
     @property
@@ -82,7 +82,6 @@ class NotifyListener:
     async def run(self, stop: asyncio.Event) -> None:
         """Listen until `stop` is set, reconnecting with back-off when the connection
         fails. Never raises for connection trouble: polling covers the gaps."""
-        backoff = self._min_backoff_s
         while not stop.is_set():
             try:
                 conn = await asyncpg.connect(
@@ -95,15 +94,13 @@ class NotifyListener:
             else:
                 try:
                     await self._listen(conn, stop)
-                    backoff = self._min_backoff_s
                 except _CONNECTION_TROUBLE as exc:
                     log.warning("LISTEN connection failed (%s); polling only", _brief(exc))
                 finally:
                     self._connected.clear()
                     await _close(conn)
             if not stop.is_set():
-                await wait_first(backoff, stop)
-                backoff = min(backoff * 2, self._max_backoff_s)
+                await wait_first(self._backoff.failed(), stop)
 
     async def _listen(self, conn: Any, stop: asyncio.Event) -> None:
         lost = asyncio.Event()
@@ -111,6 +108,7 @@ class NotifyListener:
         for channel in self._handlers:
             await conn.add_listener(channel, self._notified)
         self._connected.set()
+        self._backoff.succeeded()
         log.info("listening on %s", ", ".join(sorted(self._handlers)))
         for handler in self._handlers.values():  # work may have come while nobody listened
             handler()
