@@ -10,7 +10,7 @@ from contextlib import AbstractAsyncContextManager
 from fastapi import FastAPI
 
 from facelens import __version__
-from facelens.entrypoints.api import routes_account, routes_detect, routes_tasks
+from facelens.entrypoints.api import console, routes_account, routes_detect, routes_tasks
 from facelens.entrypoints.api.envelope import install_error_handlers
 from facelens.entrypoints.api.middleware import BodyLimit, RequestContext
 from facelens.entrypoints.bootstrap import Runtime, open_runtime
@@ -54,6 +54,7 @@ def create_app(
     app.include_router(routes_tasks.router)
     app.include_router(routes_detect.router)
     app.include_router(routes_account.router)
+    app.include_router(console.router)
     app.add_middleware(
         BodyLimit,
         default_bytes=settings.max_request_bytes,
