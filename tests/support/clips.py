@@ -1,0 +1,216 @@
+"""Real test videos made from dev photos, with every frame's true face boxes.
+
+A window with the clip's aspect ratio pans and zooms across a WIDER FACE photo; each
+frame is that window resized to the clip size, so the photo's ground-truth boxes map
+to each frame by one shift and one scale. Encoded with PyAV: H.264 (libx264, yuv420p)
+in MP4/MKV, VP9 in WebM; animated GIF and WebP frame sequences are written by Pillow
+(an adaptive palette for GIF; PyAV's FFmpeg cannot read animated WebP back, and its
+GIF encoder only has a fixed 3-3-2 palette that smears faces). Kept small (a few
+seconds, 640x360 by default) so tests stay quick; the speed bench asks for 1080p.
+
+`make_clip(photo, boxes, path, ...) -> Clip` writes the file and returns the path,
+the timestamps and, per frame, the true boxes (frame pixels, x y w h) with the index
+of each face in the photo's ground truth (its identity across frames).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Literal
+
+import av
+import numpy as np
+import numpy.typing as npt
+from PIL import Image
+
+FloatArray = npt.NDArray[np.float64]
+Container = Literal["mp4", "mkv", "webm", "gif", "webp"]
+
+CODECS: dict[str, tuple[str, str, dict[str, str]]] = {
+    "mp4": ("libx264", "yuv420p", {"crf": "20", "preset": "veryfast"}),
+    "mkv": ("libx264", "yuv420p", {"crf": "20", "preset": "veryfast"}),
+    "webm": ("libvpx-vp9", "yuv420p", {"crf": "32", "b": "0", "deadline": "realtime"}),
+}
+"""Container -> (encoder, pixel format, encoder options) of the PyAV-encoded ones."""
+
+
+@dataclass(frozen=True, slots=True)
+class View:
+    """The photo window at one moment: centre and width in photo pixels."""
+
+    cx: float
+    cy: float
+    width: float
+
+
+@dataclass(frozen=True, slots=True)
+class ClipFrame:
+    index: int
+    timestamp_ms: int
+    boxes: FloatArray
+    """(N, 4) x, y, w, h in frame pixels of every true face whose box meets the frame."""
+    face_ids: npt.NDArray[np.int64]
+    """Index of each box's face in the photo's ground truth (the same face every frame)."""
+    width: int
+    height: int
+
+    def in_view(self, min_side: float = 0.0) -> npt.NDArray[np.bool_]:
+        """Faces fully inside the frame with both sides >= `min_side` pixels."""
+        x, y, w, h = self.boxes.T if len(self.boxes) else (np.zeros((4, 0)))
+        inside = (x >= 0) & (y >= 0) & (x + w <= self.width) & (y + h <= self.height)
+        out: npt.NDArray[np.bool_] = inside & (np.minimum(w, h) >= min_side)
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class Clip:
+    path: Path
+    width: int
+    height: int
+    fps: Fraction
+    frames: list[ClipFrame]
+
+    @property
+    def duration_ms(self) -> int:
+        return round(len(self.frames) * 1000 / self.fps)
+
+
+def pan_zoom_path(
+    photo_size: tuple[int, int],
+    aspect: float,
+    count: int,
+    *,
+    zoom: tuple[float, float] = (1.0, 0.6),
+    sweep: tuple[float, float] = (0.0, 1.0),
+) -> list[View]:
+    """A window sweeping left to right across the photo while zooming in from
+    `zoom[0]` to `zoom[1]` of the largest window that fits (then clamped inside)."""
+    pw, ph = photo_size
+    largest = min(pw, ph * aspect)
+    views: list[View] = []
+    for i in range(count):
+        t = i / max(1, count - 1)
+        ease = 0.5 - 0.5 * np.cos(np.pi * t)
+        width = largest * (zoom[0] + (zoom[1] - zoom[0]) * ease)
+        height = width / aspect
+        along = sweep[0] + (sweep[1] - sweep[0]) * ease
+        cx = width / 2 + (pw - width) * along
+        cy = ph / 2 + (ph - height) / 2 * 0.5 * np.sin(2 * np.pi * t)
+        cy = float(np.clip(cy, height / 2, ph - height / 2))
+        views.append(View(float(cx), cy, float(width)))
+    return views
+
+
+def frame_of(
+    photo: Image.Image, view: View, size: tuple[int, int]
+) -> tuple[npt.NDArray[np.uint8], float, float, float]:
+    """The window's pixels at `size`, plus (x0, y0, scale) mapping photo -> frame."""
+    out_w, out_h = size
+    scale = out_w / view.width
+    height = out_h / scale
+    x0, y0 = view.cx - view.width / 2, view.cy - height / 2
+    box = (x0, y0, x0 + view.width, y0 + height)
+    pixels = np.asarray(photo.resize(size, Image.Resampling.BILINEAR, box=box), dtype=np.uint8)
+    return pixels, x0, y0, scale
+
+
+def truth_in_frame(
+    boxes: FloatArray, x0: float, y0: float, scale: float, size: tuple[int, int]
+) -> tuple[FloatArray, npt.NDArray[np.int64]]:
+    """The photo's true boxes (x y w h) in frame pixels, those that meet the frame."""
+    moved = np.column_stack(
+        [(boxes[:, 0] - x0) * scale, (boxes[:, 1] - y0) * scale, boxes[:, 2:] * scale]
+    ).reshape(-1, 4)
+    w, h = size
+    meets = (
+        (moved[:, 0] < w)
+        & (moved[:, 1] < h)
+        & (moved[:, 0] + moved[:, 2] > 0)
+        & (moved[:, 1] + moved[:, 3] > 0)
+        & (boxes[:, 2] > 0)
+        & (boxes[:, 3] > 0)
+    )
+    return moved[meets], np.flatnonzero(meets).astype(np.int64)
+
+
+def encode(
+    frames: Sequence[npt.NDArray[np.uint8]], path: Path, fps: Fraction, container: Container
+) -> None:
+    """Write RGB frames to `path`, one frame per 1/fps (GIF: whole centiseconds)."""
+    if container in ("gif", "webp"):
+        images = [Image.fromarray(p) for p in frames]
+        duration = round(1000 / fps) if container == "webp" else round(100 / fps) * 10
+        extra = {"quality": 80} if container == "webp" else {"optimize": False}
+        images[0].save(
+            path, save_all=True, append_images=images[1:], duration=duration, loop=0, **extra
+        )
+        return
+    codec, pix_fmt, options = CODECS[container]
+    height, width = frames[0].shape[:2]
+    with av.open(str(path), mode="w") as out:
+        stream = out.add_stream(codec, rate=fps, options=options)
+        assert isinstance(stream, av.VideoStream)
+        stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
+        stream.codec_context.time_base = Fraction(1) / fps
+        for index, pixels in enumerate(frames):
+            frame = av.VideoFrame.from_ndarray(pixels, format="rgb24").reformat(format=pix_fmt)
+            frame.pts = index
+            frame.time_base = Fraction(1) / fps
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+
+
+def make_clip(
+    photo_path: Path,
+    boxes: FloatArray,
+    path: Path,
+    *,
+    size: tuple[int, int] = (640, 360),
+    fps: Fraction | int = 25,
+    seconds: float = 3.0,
+    container: Container = "mp4",
+    views: Sequence[View] | None = None,
+) -> Clip:
+    """Render and encode a pan-and-zoom clip over `photo_path` (true `boxes`: x y w h)."""
+    rate = Fraction(fps)
+    count = max(1, round(seconds * rate))
+    with Image.open(photo_path) as img:
+        photo = img.convert("RGB")
+    aspect = size[0] / size[1]
+    path_views = list(views) if views is not None else pan_zoom_path(photo.size, aspect, count)
+    pixels: list[npt.NDArray[np.uint8]] = []
+    truth: list[ClipFrame] = []
+    for index, view in enumerate(path_views):
+        frame, x0, y0, scale = frame_of(photo, view, size)
+        moved, ids = truth_in_frame(np.asarray(boxes, float).reshape(-1, 4), x0, y0, scale, size)
+        pixels.append(frame)
+        truth.append(ClipFrame(index, round(index * 1000 / rate), moved, ids, size[0], size[1]))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    encode(pixels, path, rate, container)
+    return Clip(path, size[0], size[1], rate, truth)
+
+
+def decode_rgb(path: Path) -> list[tuple[int, npt.NDArray[np.uint8]]]:
+    """Every frame of `path` as (timestamp ms, RGB pixels): a reference decoder for
+    tests of the clips themselves, not the service's decoder."""
+    out: list[tuple[int, npt.NDArray[np.uint8]]] = []
+    if path.suffix == ".webp":
+        with Image.open(path) as img:
+            ts = 0
+            for index in range(getattr(img, "n_frames", 1)):
+                img.seek(index)
+                out.append((ts, np.asarray(img.convert("RGB"), dtype=np.uint8)))
+                ts += int(img.info.get("duration", 0))
+        return out
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        for frame in container.decode(stream):
+            base = stream.time_base or Fraction(1, 1000)
+            ts = 0 if frame.pts is None else round(float(frame.pts * base) * 1000)
+            out.append((ts, np.asarray(frame.to_ndarray(format="rgb24"), dtype=np.uint8)))
+    return out
