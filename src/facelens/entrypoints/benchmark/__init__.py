@@ -1,0 +1,1 @@
+"""`facelens bench`: the service measured end to end on loopback (see bench_cmd)."""
