@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 
 from facelens.adapters.store.sql_store import SqlStore
+from facelens.application.ports import TaskFinish
 from facelens.core.callbacks import start_body
 from facelens.core.domain import (
     Account,
@@ -29,7 +30,9 @@ async def finished_task(store: SqlStore, account: Account) -> int:
     """A task that started and finished: both its deliveries are pending."""
     (task_id,) = await submit_tasks(store, account, 1)
     await store.claim_tasks("w", 1, WORKER_LEASE_MS, NOW, start_body)
-    assert await store.finish_task(task_id, "w", success(NOW + 5), '{"c":2}', False, NOW + 5)
+    assert await store.finish_tasks(
+        "w", [TaskFinish(task_id, success(NOW + 5), '{"c":2}', False)], NOW + 5
+    ) == {task_id}
     return task_id
 
 

@@ -1,5 +1,6 @@
-"""Batched finishing (`finish_tasks`): the held check per task, complete callbacks,
-refunds, and nothing written twice or for a task another worker took over."""
+"""Finishing (`finish_tasks`, one task or a batch): the stored result, the held check
+per task, complete callbacks, refunds, and nothing written twice or for a task another
+worker took over."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from facelens.adapters.store.sql_store import SqlStore
 from facelens.adapters.store.tables import deliveries, ledger
 from facelens.application.ports import TaskFinish
 from facelens.core.callbacks import start_body
-from facelens.core.domain import ProcessStatus, TaskStatus
+from facelens.core.domain import DeliveryStatus, ProcessStatus, TaskStatus
 
 from .conftest import T0, WORKER_LEASE_MS, failure, new_account, submit_tasks, success
 
@@ -190,3 +191,74 @@ async def test_finishing_while_renewing_and_claiming(
     assert sorted(mine + [t for got in others for t in got]) == ids
     assert {k: len(v) for k, v in (await complete_bodies(store)).items()} == dict.fromkeys(ids, 1)
     assert await store.ledger_sum(account.id) == 200 - 120 + len(mine)
+
+
+async def test_finish_stores_result_and_schedules_complete_delivery(store: SqlStore) -> None:
+    account = await new_account(store, credits=5)
+    (task_id,) = await submit_tasks(store, account, 1)
+    await store.claim_tasks("w1", 1, WORKER_LEASE_MS, NOW, start_body)
+
+    assert await store.finish_tasks(
+        "w1", [TaskFinish(task_id, success(NOW + 250), '{"done":1}', False)], NOW + 300
+    ) == {task_id}
+    view = await store.get_task(account.id, task_id)
+    assert view is not None
+    assert view.status is TaskStatus.SUCCEEDED and view.ended_at_ms == NOW + 250
+    assert view.result == {
+        "result_code": 1,
+        "error_code": "",
+        "error_info": "",
+        "result_list": [success(0).faces[0].to_json()],
+        "image": {"width": 640, "height": 480},
+    }
+    assert [(d.process_status, d.status) for d in view.deliveries] == [
+        (ProcessStatus.STARTED, DeliveryStatus.PENDING),
+        (ProcessStatus.COMPLETED, DeliveryStatus.PENDING),
+    ]
+    # finished once: a second finish (even by the same worker) writes nothing
+    assert (
+        await store.finish_tasks(
+            "w1", [TaskFinish(task_id, failure(NOW + 400), "{}", True)], NOW + 400
+        )
+        == set()
+    )
+    assert await store.ledger_sum(account.id) == 4
+    assert (await store.usage(account.id)).tasks_by_status["succeeded"] == 1
+
+
+async def test_failure_with_refund_credits_back_once(store: SqlStore) -> None:
+    account = await new_account(store, credits=5)
+    (task_id,) = await submit_tasks(store, account, 1)
+    await store.claim_tasks("w1", 1, WORKER_LEASE_MS, NOW, start_body)
+
+    assert await store.finish_tasks(
+        "w1", [TaskFinish(task_id, failure(NOW + 50), "{}", True)], NOW + 60
+    ) == {task_id}
+    view = await store.get_task(account.id, task_id)
+    assert view is not None and view.status is TaskStatus.FAILED
+    assert view.result is not None
+    assert view.result["error_code"] == "IMAGE_DOWNLOAD_FAILED"
+    assert view.result["image"] is None and view.result["result_list"] == []
+    fresh = await store.get_account(account.id)
+    assert fresh is not None and fresh.credits == 5 == await store.ledger_sum(account.id)
+    usage = await store.usage(account.id)
+    assert (usage.credits_charged, usage.credits_refunded) == (1, 1)
+
+
+async def test_stale_worker_cannot_finish(store: SqlStore) -> None:
+    account = await new_account(store, credits=5)
+    (task_id,) = await submit_tasks(store, account, 1)
+    assert (
+        await store.finish_tasks("w1", [TaskFinish(task_id, success(NOW), "{}", True)], NOW)
+        == set()
+    )  # queued
+    await store.claim_tasks("w1", 1, WORKER_LEASE_MS, NOW, start_body)
+    assert (
+        await store.finish_tasks("intruder", [TaskFinish(task_id, failure(NOW), "{}", True)], NOW)
+        == set()
+    )
+
+    view = await store.get_task(account.id, task_id)
+    assert view is not None and view.status is TaskStatus.RUNNING and view.result is None
+    assert len(view.deliveries) == 1
+    assert await store.ledger_sum(account.id) == 4

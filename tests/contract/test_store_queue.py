@@ -10,13 +10,13 @@ import pytest
 import sqlalchemy as sa
 
 from facelens.adapters.store.sql_store import SqlStore
+from facelens.application.ports import TaskFinish
 from facelens.core.callbacks import start_body
 from facelens.core.domain import DeliveryStatus, ProcessStatus, TaskStatus
 
 from .conftest import (
     T0,
     WORKER_LEASE_MS,
-    failure,
     new_account,
     submit_tasks,
     success,
@@ -92,66 +92,15 @@ async def test_expired_lease_is_reclaimed_without_second_start_delivery(
     view = await store.get_task(account.id, task_id)
     assert view is not None and len(view.deliveries) == 1
     # the dead worker's late result is refused; the live one's is stored
-    assert not await store.finish_task(task_id, "dead", success(NOW + 1_500), "{}", False, NOW)
-    assert await store.finish_task(task_id, "w2", success(NOW + 1_600), "{}", False, NOW)
-
-
-async def test_finish_stores_result_and_schedules_complete_delivery(store: SqlStore) -> None:
-    account = await new_account(store, credits=5)
-    (task_id,) = await submit_tasks(store, account, 1)
-    await store.claim_tasks("w1", 1, WORKER_LEASE_MS, NOW, start_body)
-
-    assert await store.finish_task(
-        task_id, "w1", success(NOW + 250), '{"done":1}', False, NOW + 300
+    assert (
+        await store.finish_tasks(
+            "dead", [TaskFinish(task_id, success(NOW + 1_500), "{}", False)], NOW
+        )
+        == set()
     )
-    view = await store.get_task(account.id, task_id)
-    assert view is not None
-    assert view.status is TaskStatus.SUCCEEDED and view.ended_at_ms == NOW + 250
-    assert view.result == {
-        "result_code": 1,
-        "error_code": "",
-        "error_info": "",
-        "result_list": [success(0).faces[0].to_json()],
-        "image": {"width": 640, "height": 480},
-    }
-    assert [(d.process_status, d.status) for d in view.deliveries] == [
-        (ProcessStatus.STARTED, DeliveryStatus.PENDING),
-        (ProcessStatus.COMPLETED, DeliveryStatus.PENDING),
-    ]
-    # finished once: a second finish (even by the same worker) writes nothing
-    assert not await store.finish_task(task_id, "w1", failure(NOW + 400), "{}", True, NOW + 400)
-    assert await store.ledger_sum(account.id) == 4
-    assert (await store.usage(account.id)).tasks_by_status["succeeded"] == 1
-
-
-async def test_failure_with_refund_credits_back_once(store: SqlStore) -> None:
-    account = await new_account(store, credits=5)
-    (task_id,) = await submit_tasks(store, account, 1)
-    await store.claim_tasks("w1", 1, WORKER_LEASE_MS, NOW, start_body)
-
-    assert await store.finish_task(task_id, "w1", failure(NOW + 50), "{}", True, NOW + 60)
-    view = await store.get_task(account.id, task_id)
-    assert view is not None and view.status is TaskStatus.FAILED
-    assert view.result is not None
-    assert view.result["error_code"] == "IMAGE_DOWNLOAD_FAILED"
-    assert view.result["image"] is None and view.result["result_list"] == []
-    fresh = await store.get_account(account.id)
-    assert fresh is not None and fresh.credits == 5 == await store.ledger_sum(account.id)
-    usage = await store.usage(account.id)
-    assert (usage.credits_charged, usage.credits_refunded) == (1, 1)
-
-
-async def test_stale_worker_cannot_finish(store: SqlStore) -> None:
-    account = await new_account(store, credits=5)
-    (task_id,) = await submit_tasks(store, account, 1)
-    assert not await store.finish_task(task_id, "w1", success(NOW), "{}", True, NOW)  # queued
-    await store.claim_tasks("w1", 1, WORKER_LEASE_MS, NOW, start_body)
-    assert not await store.finish_task(task_id, "intruder", failure(NOW), "{}", True, NOW)
-
-    view = await store.get_task(account.id, task_id)
-    assert view is not None and view.status is TaskStatus.RUNNING and view.result is None
-    assert len(view.deliveries) == 1
-    assert await store.ledger_sum(account.id) == 4
+    assert await store.finish_tasks(
+        "w2", [TaskFinish(task_id, success(NOW + 1_600), "{}", False)], NOW
+    ) == {task_id}
 
 
 async def test_renew_and_release(store: SqlStore) -> None:

@@ -119,29 +119,15 @@ class Store(Protocol):
         """Extend the leases this worker still holds; returns how many it still holds."""
         ...
 
-    async def finish_task(
-        self,
-        task_id: int,
-        worker_id: str,
-        outcome: TaskOutcome,
-        complete_body: str,
-        refund: bool,
-        now_ms: int,
-    ) -> bool:
-        """Store the outcome, insert the complete delivery (process_status 2) and, when
-        `refund`, credit 1 back with a ledger entry, in one transaction. Only if this
-        worker still holds the task (status running, same worker_id); else returns
-        False and writes nothing."""
-        ...
-
     async def finish_tasks(
         self, worker_id: str, finishes: Sequence[TaskFinish], now_ms: int
     ) -> set[int]:
-        """`finish_task` for several tasks in ONE transaction (a worker's hot path: one
-        commit per batch instead of one per task). Each task is checked on its own: only
-        those this worker still holds are recorded, with their complete delivery and
-        refund; the others are skipped and written nothing. Returns the ids recorded.
-        Task ids must be distinct."""
+        """Record analysed tasks in ONE transaction (a worker's hot path: one commit per
+        batch instead of one per task). For each task this worker still holds (status
+        running, same worker_id): store the outcome, insert the complete delivery
+        (process_status 2) and, when `refund`, credit 1 back with a ledger entry. The
+        others are skipped and written nothing. Returns the ids recorded. Task ids
+        must be distinct."""
         ...
 
     async def release_tasks(self, worker_id: str, task_ids: Sequence[int]) -> int:

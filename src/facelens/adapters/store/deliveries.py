@@ -20,20 +20,71 @@ dispatcher claims due rows like a worker claims tasks:
 
 The NOT EXISTS keeps a task's complete callback back until its start callback was
 delivered or gave up, as the hosted API's receivers expect.
+
+A new delivery row is defined once, by `new_delivery`; claims and SQLite's finish
+insert its rows with `insert_delivery_statement`, PostgreSQL's one-statement finish
+with `INSERT_NEW_DELIVERIES_PG`, which takes the same rows as one JSON parameter.
 """
 
 from __future__ import annotations
 
 import functools
+import json
+from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
 
-from facelens.adapters.store.base import StoreBase, materialized, skip_locked
+from facelens.adapters.store.base import StoreBase, insert_ignore, materialized, skip_locked
 from facelens.adapters.store.tables import accounts, deliveries, delivery_attempts, tasks
 from facelens.core.domain import DeliveryAttempt, DeliveryJob, DeliveryStatus, ProcessStatus
 
 _PENDING = DeliveryStatus.PENDING.value
+
+
+def new_delivery(
+    task_id: int, process_status: ProcessStatus, body: str, now_ms: int
+) -> dict[str, Any]:
+    """A delivery row, due at once: the one definition of what a scheduled callback
+    starts as."""
+    return {
+        "task_id": task_id,
+        "process_status": int(process_status),
+        "body": body,
+        "status": _PENDING,
+        "attempts": 0,
+        "next_attempt_at": now_ms,
+        "lease_until": None,
+        "dispatcher_id": None,
+        "last_http_status": None,
+        "last_error": "",
+        "created_at_ms": now_ms,
+    }
+
+
+@functools.cache
+def insert_delivery_statement(postgres: bool) -> Any:
+    """Executed with a list of `new_delivery` rows; an existing (task, process_status)
+    row wins, so claiming or finishing twice never schedules a callback twice."""
+    return insert_ignore(deliveries, postgres).on_conflict_do_nothing(
+        index_elements=["task_id", "process_status"]
+    )
+
+
+_NEW_COLUMNS = ", ".join(new_delivery(0, ProcessStatus.STARTED, "", 0))
+
+INSERT_NEW_DELIVERIES_PG = f"""INSERT INTO deliveries ({_NEW_COLUMNS})
+    SELECT {_NEW_COLUMNS}
+    FROM jsonb_populate_recordset(NULL::deliveries, CAST(:deliveries AS JSONB)) AS added"""
+"""PostgreSQL SQL text for inside a larger statement: inserts the `new_delivery` rows
+given as one JSON array (`new_deliveries_json`) in the parameter `deliveries`; the
+table's own row type converts each field. The caller may add a WHERE on `added` and an
+ON CONFLICT clause."""
+
+
+def new_deliveries_json(rows: Sequence[dict[str, Any]]) -> str:
+    """The `deliveries` parameter of `INSERT_NEW_DELIVERIES_PG`."""
+    return json.dumps(list(rows), ensure_ascii=False, separators=(",", ":"))
 
 
 _NOW = sa.bindparam("now", type_=sa.BigInteger)

@@ -27,16 +27,17 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from facelens.adapters.store.accounts import credit, ledger_row, write_ledgers
 from facelens.adapters.store.base import StoreBase
-from facelens.adapters.store.tables import tasks as _tasks
-from facelens.adapters.store.tasks import (
-    HELD_BY_WORKER,
+from facelens.adapters.store.deliveries import (
+    INSERT_NEW_DELIVERIES_PG,
     insert_delivery_statement,
-    lock_held_statement,
+    new_deliveries_json,
     new_delivery,
 )
+from facelens.adapters.store.tables import tasks as _tasks
+from facelens.adapters.store.tasks import HELD_BY_WORKER, lock_held_statement
 from facelens.application.ports import TaskFinish
 from facelens.core.callbacks import outcome_fields
-from facelens.core.domain import DeliveryStatus, ProcessStatus, TaskOutcome, TaskStatus
+from facelens.core.domain import ProcessStatus, TaskOutcome, TaskStatus
 
 _FINISH_ONE = (
     sa.update(_tasks)
@@ -59,8 +60,8 @@ WITH outcome AS (
     SELECT * FROM unnest(
         CAST(:ids AS BIGINT[]), CAST(:statuses AS TEXT[]), CAST(:ended AS BIGINT[]),
         CAST(:results AS TEXT[]), CAST(:codes AS TEXT[]), CAST(:infos AS TEXT[]),
-        CAST(:bodies AS TEXT[]), CAST(:refunds AS BOOLEAN[])
-    ) AS o(id, status, ended, result, code, info, body, refund)
+        CAST(:refunds AS BOOLEAN[])
+    ) AS o(id, status, ended, result, code, info, refund)
 ), held AS MATERIALIZED (
     SELECT id FROM tasks
     WHERE id = ANY(CAST(:ids AS BIGINT[]))
@@ -73,14 +74,10 @@ WITH outcome AS (
         error_code = o.code, error_info = o.info, lease_until = NULL
     FROM outcome AS o
     WHERE t.id = o.id AND t.id IN (SELECT id FROM held)
-    RETURNING t.id, t.account_id, t.creation_id, o.body, o.refund
+    RETURNING t.id, t.account_id, t.creation_id, o.refund
 ), completes AS (
-    INSERT INTO deliveries (task_id, process_status, body, status, attempts,
-                            next_attempt_at, lease_until, dispatcher_id, last_http_status,
-                            last_error, created_at_ms)
-    SELECT id, {int(ProcessStatus.COMPLETED)}, body, '{DeliveryStatus.PENDING.value}', 0,
-           :now, NULL, NULL, NULL, '', :now
-    FROM done
+    {INSERT_NEW_DELIVERIES_PG}
+    WHERE added.task_id IN (SELECT id FROM done)
     ON CONFLICT (task_id, process_status) DO NOTHING
 ), refunded AS (
     SELECT account_id, count(*) AS n FROM done WHERE refund GROUP BY account_id
@@ -101,31 +98,20 @@ SELECT id FROM done
 )
 """PostgreSQL: the whole batch in one statement. `held` locks this worker's rows in id
 order; `payers` locks the refunded accounts in id order (a fixed order across workers).
-Every data-modifying CTE runs to completion whether or not the final SELECT reads it."""
+`completes` inserts the complete deliveries of the recorded tasks only. Every
+data-modifying CTE runs to completion whether or not the final SELECT reads it."""
 
 
 class FinishStore(StoreBase):
     """The finishing part of the `Store` protocol."""
 
-    async def finish_task(
-        self,
-        task_id: int,
-        worker_id: str,
-        outcome: TaskOutcome,
-        complete_body: str,
-        refund: bool,
-        now_ms: int,
-    ) -> bool:
-        """Store the outcome, schedule the complete callback and maybe refund, in one
-        transaction, only while this worker holds the task; False (nothing written)
-        once it lost it (lease expired and another worker took it, or already done)."""
-        finish = TaskFinish(task_id, outcome, complete_body, refund)
-        return task_id in await self.finish_tasks(worker_id, [finish], now_ms)
-
     async def finish_tasks(
         self, worker_id: str, finishes: Sequence[TaskFinish], now_ms: int
     ) -> set[int]:
-        """`finish_task` for a batch, in one transaction; the ids recorded."""
+        """Store each outcome, schedule its complete callback and maybe refund, in one
+        transaction, for the tasks this worker still holds; the ids recorded. A task it
+        lost (lease expired and another worker took it, or already done) is skipped,
+        nothing written for it."""
         if len({finish.task_id for finish in finishes}) != len(finishes):
             raise ValueError("finish_tasks: a task id appears twice in one batch")
         if not finishes:
@@ -152,10 +138,7 @@ async def _finish_in_steps(
         return set()
     done = [by_id[row.id] for row in held]
     await conn.execute(_FINISH_ONE, [_one_params(f, worker_id, now_ms) for f in done])
-    await conn.execute(
-        insert_delivery_statement(False),
-        [new_delivery(f.task_id, ProcessStatus.COMPLETED, f.complete_body, now_ms) for f in done],
-    )
+    await conn.execute(insert_delivery_statement(False), _completes(done, now_ms))
     refunds = [row for row in held if by_id[row.id].refund]
     per_account: dict[int, int] = {}
     for row in refunds:
@@ -203,6 +186,13 @@ def _batch_params(finishes: Sequence[TaskFinish], worker_id: str, now_ms: int) -
         "results": [json.dumps(outcome_fields(f.outcome)) for f in finishes],
         "codes": [f.outcome.error_code for f in finishes],
         "infos": [f.outcome.error_info for f in finishes],
-        "bodies": [f.complete_body for f in finishes],
         "refunds": [f.refund for f in finishes],
+        "deliveries": new_deliveries_json(_completes(finishes, now_ms)),
     }
+
+
+def _completes(finishes: Sequence[TaskFinish], now_ms: int) -> list[dict[str, Any]]:
+    """The complete callbacks' delivery rows."""
+    return [
+        new_delivery(f.task_id, ProcessStatus.COMPLETED, f.complete_body, now_ms) for f in finishes
+    ]

@@ -33,33 +33,19 @@ at once instead of at their next poll.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
 from facelens.adapters.store.accounts import debit, write_ledger
-from facelens.adapters.store.base import (
-    StoreBase,
-    for_update,
-    insert_ignore,
-    materialized,
-    skip_locked,
-)
-from facelens.adapters.store.tables import QUEUE_STATUSES, deliveries
+from facelens.adapters.store.base import StoreBase, for_update, materialized, skip_locked
+from facelens.adapters.store.deliveries import insert_delivery_statement, new_delivery
+from facelens.adapters.store.tables import QUEUE_STATUSES
 from facelens.adapters.store.tables import tasks as _tasks
-from facelens.core.domain import (
-    ClaimedTask,
-    DeliveryStatus,
-    DetectOptions,
-    NewTask,
-    ProcessStatus,
-    TaskStatus,
-)
-
-StartBody = Callable[[ClaimedTask], str]
-"""Renders a start callback body (the same alias as the application's port)."""
+from facelens.application.ports import StartBody
+from facelens.core.domain import ClaimedTask, DetectOptions, NewTask, ProcessStatus, TaskStatus
 
 TASKS_CHANNEL = "facelens_tasks"
 """The PostgreSQL NOTIFY channel a submission signals and idle workers LISTEN on."""
@@ -91,23 +77,6 @@ def _claimed(row: sa.Row[Any]) -> ClaimedTask:
         attempts=row.attempts,
         started_at_ms=row.started_at_ms,
     )
-
-
-def new_delivery(task_id: int, process_status: ProcessStatus, body: str, now_ms: int) -> Any:
-    """A delivery row, due at once."""
-    return {
-        "task_id": task_id,
-        "process_status": int(process_status),
-        "body": body,
-        "status": DeliveryStatus.PENDING.value,
-        "attempts": 0,
-        "next_attempt_at": now_ms,
-        "lease_until": None,
-        "dispatcher_id": None,
-        "last_http_status": None,
-        "last_error": "",
-        "created_at_ms": now_ms,
-    }
 
 
 _NOW = sa.bindparam("now", type_=sa.BigInteger)
@@ -145,15 +114,6 @@ def _claim_statement(postgres: bool) -> sa.Update:
             started_at_ms=sa.func.coalesce(_tasks.c.started_at_ms, _NOW),
         )
         .returning(*_CLAIMED_COLUMNS)
-    )
-
-
-@functools.cache
-def insert_delivery_statement(postgres: bool) -> Any:
-    """Executed with a list of `new_delivery` rows; an existing (task, process_status)
-    row wins, so claiming or finishing twice never schedules a callback twice."""
-    return insert_ignore(deliveries, postgres).on_conflict_do_nothing(
-        index_elements=["task_id", "process_status"]
     )
 
 
