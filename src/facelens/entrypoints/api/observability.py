@@ -1,0 +1,81 @@
+"""The API's side of operations: request metrics and the `/metrics` endpoint.
+
+`RequestMetrics` counts every HTTP answer by the route's *template*
+(`/api/aigc/task/{task_id}`), never the raw path: raw paths carry ids and would make
+one time series per task. Paths that match no route count as `unmatched`.
+
+`/metrics` is open by default (the default bind is loopback); with
+`FACELENS_METRICS_TOKEN` set it wants `Authorization: Bearer <token>`, compared in
+constant time.
+"""
+
+from __future__ import annotations
+
+import time
+
+from fastapi import APIRouter, Request, Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from facelens.adapters.metrics import CONTENT_TYPE, Metrics
+from facelens.entrypoints.metrics_server import token_accepted
+
+UNMATCHED = "unmatched"
+
+
+def route_template(scope: Scope) -> str:
+    """The path template of the route that answered (set by the router), else
+    `unmatched` (404s for made-up paths must not create series)."""
+    route = scope.get("route")
+    template = getattr(route, "path_format", None)
+    return template if isinstance(template, str) and template else UNMATCHED
+
+
+class RequestMetrics:
+    """Pure ASGI middleware: one `facelens_http_requests_total` increment and one
+    duration observation per answered request (500 when the app raised before
+    answering)."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def send_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            self.metrics.http_request(
+                scope.get("method", ""),
+                route_template(scope),
+                status,
+                time.perf_counter() - started,
+            )
+
+
+def metrics_router(metrics: Metrics, token: str) -> APIRouter:
+    """`GET /metrics`: this process's metrics in the Prometheus text format."""
+    router = APIRouter()
+
+    @router.get("/metrics", include_in_schema=False)
+    async def scrape(request: Request) -> Response:
+        if not token_accepted(request.headers.get("authorization"), token):
+            return Response(
+                "metrics need Authorization: Bearer <FACELENS_METRICS_TOKEN>\n",
+                status_code=401,
+                media_type="text/plain",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        return Response(await metrics.exposition(), media_type=CONTENT_TYPE)
+
+    return router
