@@ -31,3 +31,19 @@ def test_every_setting_has_a_help_line() -> None:
     for name, info in Settings.model_fields.items():
         assert info.description, name
         assert f"FACELENS_{name.upper()}:" in text
+
+
+def test_only_the_given_environment_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FACELENS_PORT", "1234")
+    assert load_settings({}).port == 8000
+    assert Settings().port == 8000
+
+
+def test_overrides_win_and_strings_are_parsed_per_type() -> None:
+    s = load_settings(
+        {"FACELENS_PORT": "9001", "FACELENS_LISTEN_NOTIFY": "false", "FACELENS_LEASE_SECONDS": "2"},
+        port=9002,
+    )
+    assert (s.port, s.listen_notify, s.lease_seconds) == (9002, False, 2.0)
+    with pytest.raises(ValidationError):
+        load_settings({"FACELENS_PORT": "70000"})

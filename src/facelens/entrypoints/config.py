@@ -1,17 +1,24 @@
 """Settings: every knob is a `FACELENS_*` environment variable with a help line.
 
 `load_settings(environ)` is a factory (nothing is read at import), so tests build
-settings from a plain dict and the CLI from `os.environ`.
+settings from a plain dict and the CLI from `os.environ`. pydantic-settings reads the
+variables (prefix, case, empty values) from that mapping, never from the process
+environment behind the caller's back.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 from facelens.core.retry import parse_schedule
 
@@ -19,7 +26,22 @@ ENV_PREFIX = "FACELENS_"
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_ignore_empty=True, extra="ignore", frozen=True
+    )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Only the values given: `load_settings` brings the environment it was handed,
+        so `Settings(...)` never picks up the process's variables (or a .env file)."""
+        return (init_settings,)
 
     data_dir: Annotated[Path, Field(description="Directory holding the SQLite database.")] = Path(
         "data"
@@ -191,16 +213,26 @@ class Settings(BaseSettings):
         return tuple(item.strip() for item in self.url_allowlist.split(",") if item.strip())
 
 
+class _EnvironSource(EnvSettingsSource):
+    """pydantic-settings' environment source over a given mapping instead of
+    `os.environ` (as its dotenv source does over a file)."""
+
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self._environ = environ
+        super().__init__(Settings)
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        return {
+            key if self.case_sensitive else key.lower(): value
+            for key, value in self._environ.items()
+            if not (self.env_ignore_empty and value == "")
+        }
+
+
 def load_settings(environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
     """Settings from `environ` (only `FACELENS_*` keys; empty means unset), then `overrides`."""
-    values: dict[str, object] = {}
-    for key, value in (environ or {}).items():
-        if key.startswith(ENV_PREFIX):
-            name = key[len(ENV_PREFIX) :].lower()
-            if name in Settings.model_fields and value != "":
-                values[name] = value
-    values.update(overrides)
-    return Settings.model_validate(values)
+    values: dict[str, Any] = _EnvironSource(environ or {})()
+    return Settings(**{**values, **overrides})
 
 
 def settings_help() -> str:
