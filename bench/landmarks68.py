@@ -16,7 +16,7 @@ On the WIDER FACE dev photos (default ../shared/eval/widerface-dev):
    the 68 (eye centres, nose tip 30, mouth corners 48/54) and the detector's five
    landmarks, divided by the detector's inter-ocular distance. Reported as mean and
    median over faces for the raw detector box, the fitted mapping, the mapping in
-   `facelens.adapters.dense_landmarks.PREDICTOR_BOX`, and (matched faces only) the
+   `facelens.adapters.detection.dense_landmarks.PREDICTOR_BOX`, and (matched faces only) the
    HOG box itself.
 4. Cost: milliseconds per face of the predictor call (median and mean), model load.
 """
@@ -32,14 +32,14 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from facelens.adapters.dense_landmarks import (
+from facelens.adapters.detection.dense_landmarks import (
     IDENTITY,
     PREDICTOR_BOX,
     BoxMapping,
     DenseLandmarker,
     five_from_68,
 )
-from facelens.adapters.detectors import build_detector
+from facelens.adapters.detection.factory import build_detector
 from facelens.adapters.images import PillowDecoder
 from facelens.core.domain import LANDMARK_NAMES, DecodedImage, DetectOptions, Face
 

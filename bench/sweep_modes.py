@@ -35,11 +35,12 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image
 
-from facelens.adapters.detectors import _unmirror, build_detector
+from facelens.adapters.detection.factory import build_detector
+from facelens.adapters.detection.mirror import unmirror
 from facelens.adapters.images import PillowDecoder, resize_rgb
 from facelens.adapters.widerface import WiderDataset, load_widerface
 from facelens.core.detection.boxes import Detections, _clusters, fuse, nms
-from facelens.core.detection.plan import build_tensor, detection_scale, pass_scale, plan_input
+from facelens.core.detection.plan import detection_scale, pass_scale, plan_input
 from facelens.core.evaluation import evaluate_widerface
 
 DATASET = Path(__file__).resolve().parents[1].parent / "shared" / "eval" / "widerface-dev"
@@ -76,7 +77,7 @@ def collect(dataset: WiderDataset, spec: str, cache: Path, limit: int | None) ->
     model, factor, flip = pass_name(spec)
     detector = build_detector(mode=MODEL_OF[model])
     member = detector.members[0]
-    family, session = member.family, member._session
+    family, session = member.family, member.session
     decoder = PillowDecoder()
     rows: list[npt.NDArray[np.float64]] = []
     offsets = [0]
@@ -97,9 +98,8 @@ def collect(dataset: WiderDataset, spec: str, cache: Path, limit: int | None) ->
             pixels = image.pixels
         if flip:
             pixels = np.ascontiguousarray(pixels[:, ::-1])
-        tensor = build_tensor(pixels, plan, family.mean, family.std, family.bgr)
         started = time.perf_counter()
-        outputs = session.run(tensor)
+        outputs = session.infer(pixels, plan)  # the backend's input preparation included
         infer_ms.append((time.perf_counter() - started) * 1000)
         dets = family.decode(outputs, plan.tensor_width, plan.tensor_height, FLOOR)
         if family.name == "centerface" and len(dets):
@@ -113,7 +113,7 @@ def collect(dataset: WiderDataset, spec: str, cache: Path, limit: int | None) ->
         inside = (cx >= 0) & (cx < plan.width) & (cy >= 0) & (cy < plan.height)
         dets, peak = dets.take(inside).clipped(plan.width, plan.height), peak[inside]
         if flip and len(dets):
-            dets = _unmirror(dets, plan.width)
+            dets = unmirror(dets, plan.width)
         # input size (longer side, model pixels) is kept for min_input_px
         size = np.maximum(dets.widths, dets.heights)
         dets = dets.scaled(plan.factor * image.scale).clipped(image.width, image.height)

@@ -21,7 +21,8 @@ import httpx
 import pytest
 import uvicorn
 
-from facelens.adapters.detectors import OnnxFaceDetector, build_detector
+from facelens.adapters.detection.face_detector import FaceDetector
+from facelens.adapters.detection.factory import build_detector
 from facelens.adapters.store.migrate import upgrade
 from facelens.application.ports import Detector
 from facelens.core.domain import Account
@@ -231,12 +232,12 @@ def dev_images() -> Path:
 
 
 @pytest.fixture(scope="session")
-def detector() -> OnnxFaceDetector:
+def detector() -> FaceDetector:
     return build_detector("centerface", threads=2)
 
 
 @pytest.fixture
-async def start_service(tmp_path: Path, detector: OnnxFaceDetector) -> AsyncIterator[StartService]:
+async def start_service(tmp_path: Path, detector: FaceDetector) -> AsyncIterator[StartService]:
     """`await start_service(credits=N, **settings)`: a migrated database with one
     account, and the service running on it. Every service is stopped at teardown."""
     started: list[Service] = []

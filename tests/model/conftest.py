@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from facelens.adapters.detectors import OnnxFaceDetector, build_detector
+from facelens.adapters.detection.face_detector import FaceDetector
+from facelens.adapters.detection.factory import build_detector
 from facelens.adapters.images import PillowDecoder
 from facelens.adapters.widerface import WiderDataset, load_widerface
 
@@ -31,7 +32,7 @@ def dev_dataset(widerface_dev: Path) -> WiderDataset:
 
 
 @pytest.fixture(scope="session")
-def detector() -> OnnxFaceDetector:
+def detector() -> FaceDetector:
     return build_detector("centerface", threads=2)
 
 

@@ -14,7 +14,8 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from facelens.adapters.dense_landmarks import (
+from facelens.adapters.detection.attributes import landmark_choices
+from facelens.adapters.detection.dense_landmarks import (
     IDENTITY,
     POINTS,
     PREDICTOR_BOX,
@@ -25,7 +26,7 @@ from facelens.adapters.dense_landmarks import (
     predictor_box,
     shared_landmarker,
 )
-from facelens.adapters.detectors import SUPPORTED_LANDMARKS, OnnxFaceDetector
+from facelens.adapters.detection.face_detector import FaceDetector
 from facelens.adapters.drawing import AXIS_COLORS, DENSE_COLOR, draw_faces, face_pose
 from facelens.adapters.images import PillowDecoder
 from facelens.application.service import IntakeRules, TaskService
@@ -51,8 +52,8 @@ def five(face: Face) -> np.ndarray:
 
 
 def test_68_is_a_supported_landmark_mode_and_intake_follows_it() -> None:
-    assert frozenset({"5", "68", "none"}) == SUPPORTED_LANDMARKS
-    rules = IntakeRules(landmark_modes=SUPPORTED_LANDMARKS)
+    assert frozenset({"5", "68", "none"}) == landmark_choices()
+    rules = IntakeRules(landmark_modes=landmark_choices())
     service = TaskService(store=None, clock=None, rules=rules)  # type: ignore[arg-type]
     assert service.parse_options("p", {"landmarks": "68"}).landmarks == "68"
     assert service.parse_options("p", {"landmarks": 68}).landmarks == "68"
@@ -63,7 +64,10 @@ def test_68_is_a_supported_landmark_mode_and_intake_follows_it() -> None:
 
 def test_importing_the_detector_neither_imports_dlib_nor_reads_the_model() -> None:
     code = (
-        "import sys, facelens.adapters.detectors, facelens.adapters.dense_landmarks as d; "
+        "import sys, facelens.adapters.detection.factory, "
+        "facelens.adapters.detection.dense_landmarks as d; "
+        "from facelens.adapters.detection.attributes import landmark_choices; "
+        "assert '68' in landmark_choices(); "
         "assert 'dlib' not in sys.modules, 'dlib imported'; "
         "assert d._shared is None; print('lazy')"
     )
@@ -72,7 +76,7 @@ def test_importing_the_detector_neither_imports_dlib_nor_reads_the_model() -> No
 
 
 def test_each_face_gets_68_points_on_the_face_next_to_its_five(
-    frontal: DecodedImage, detector: OnnxFaceDetector
+    frontal: DecodedImage, detector: FaceDetector
 ) -> None:
     faces = detector.detect(frontal, DENSE)
     assert len(faces) == 3
@@ -101,7 +105,7 @@ def test_each_face_gets_68_points_on_the_face_next_to_its_five(
 
 
 def test_other_landmark_modes_add_no_dense_points(
-    frontal: DecodedImage, detector: OnnxFaceDetector
+    frontal: DecodedImage, detector: FaceDetector
 ) -> None:
     for mode in ("5", "none"):
         faces = detector.detect(frontal, DetectOptions(landmarks=mode))  # type: ignore[arg-type]
@@ -118,7 +122,7 @@ def test_the_box_mapping_is_a_square_moved_down(frontal: DecodedImage) -> None:
 
 
 def test_a_reduced_decode_gives_points_in_the_original_frame(
-    frontal: DecodedImage, detector: OnnxFaceDetector
+    frontal: DecodedImage, detector: FaceDetector
 ) -> None:
     face = detector.detect(frontal, DetectOptions(max_faces=1))[0]
     box = (face.x, face.y, face.x + face.width, face.y + face.height)
@@ -130,7 +134,7 @@ def test_a_reduced_decode_gives_points_in_the_original_frame(
 
 
 def test_concurrent_calls_agree_with_sequential_ones(
-    frontal: DecodedImage, detector: OnnxFaceDetector
+    frontal: DecodedImage, detector: FaceDetector
 ) -> None:
     faces = detector.detect(frontal, DetectOptions())
     boxes = [(f.x, f.y, f.x + f.width, f.y + f.height) for f in faces]
@@ -173,7 +177,7 @@ def pixels_near(canvas: Image.Image, xy: tuple[float, float], radius: int = 2) -
 
 
 def test_the_drawing_shows_boxes_landmarks_68_points_and_pose(
-    frontal: DecodedImage, detector: OnnxFaceDetector
+    frontal: DecodedImage, detector: FaceDetector
 ) -> None:
     faces = detector.detect(frontal, DENSE)
     canvas = draw_faces(frontal, faces)

@@ -11,9 +11,10 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFilter
 
-from facelens.adapters.detectors import OnnxFaceDetector, build_detector
+from facelens.adapters.detection.face_detector import FaceDetector
+from facelens.adapters.detection.factory import build_detector
+from facelens.adapters.detection.weights import REGISTRY, load_registered, resource_path
 from facelens.adapters.images import PillowDecoder
-from facelens.adapters.models import REGISTRY, load_registered, resource_path
 from facelens.adapters.widerface import WiderDataset
 from facelens.core.domain import DecodedImage, DetectOptions, Face
 from facelens.core.errors import ModelError
@@ -51,7 +52,7 @@ def test_the_dev_set_loads_with_its_ground_truth(dev_dataset: WiderDataset) -> N
 def test_couples_are_found_where_the_annotations_are(
     widerface_dev: Path,
     dev_dataset: WiderDataset,
-    detector: OnnxFaceDetector,
+    detector: FaceDetector,
     decoder: PillowDecoder,
     name: str,
 ) -> None:
@@ -71,7 +72,7 @@ def test_couples_are_found_where_the_annotations_are(
 
 
 def test_a_crowd_gives_many_faces_and_options_apply(
-    widerface_dev: Path, detector: OnnxFaceDetector, decoder: PillowDecoder
+    widerface_dev: Path, detector: FaceDetector, decoder: PillowDecoder
 ) -> None:
     image = decoder.decode(photo(widerface_dev, "0_Parade_Parade_0_102").read_bytes())
     faces = detector.detect(image, DEFAULT)
@@ -104,7 +105,7 @@ def rotated_jpeg(path: Path, orientation: int, transpose: Image.Transpose) -> by
 )
 def test_exif_rotated_copy_gives_the_same_faces_in_the_oriented_frame(
     widerface_dev: Path,
-    detector: OnnxFaceDetector,
+    detector: FaceDetector,
     decoder: PillowDecoder,
     orientation: int,
     transpose: Image.Transpose,
@@ -140,7 +141,7 @@ def face_free_images() -> dict[str, np.ndarray]:
 
 @pytest.mark.parametrize("kind", list(face_free_images()))
 def test_face_free_images_give_no_faces_at_the_default_threshold(
-    detector: OnnxFaceDetector, kind: str
+    detector: FaceDetector, kind: str
 ) -> None:
     pixels = face_free_images()[kind]
     image = DecodedImage(pixels, pixels.shape[1], pixels.shape[0], "RAW")
@@ -148,7 +149,7 @@ def test_face_free_images_give_no_faces_at_the_default_threshold(
 
 
 def test_concurrent_calls_from_threads_agree_with_sequential_ones(
-    widerface_dev: Path, detector: OnnxFaceDetector, decoder: PillowDecoder
+    widerface_dev: Path, detector: FaceDetector, decoder: PillowDecoder
 ) -> None:
     images = [decoder.decode(photo(widerface_dev, n).read_bytes()) for n in COUPLES]
     sequential = [detector.detect(i, DEFAULT) for i in images]
@@ -166,7 +167,7 @@ def test_concurrent_calls_from_threads_agree_with_sequential_ones(
 
 
 def test_accuracy_on_a_slice_of_the_dev_set(
-    dev_dataset: WiderDataset, detector: OnnxFaceDetector, decoder: PillowDecoder
+    dev_dataset: WiderDataset, detector: FaceDetector, decoder: PillowDecoder
 ) -> None:
     couples = [i for i in dev_dataset.images if i.key.startswith("19--")][:12]
     subset = WiderDataset(dev_dataset.root, couples, dev_dataset.ground_truth)

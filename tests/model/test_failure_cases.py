@@ -19,7 +19,9 @@ import numpy.typing as npt
 import pytest
 from PIL import Image, ImageDraw, ImageFilter
 
-from facelens.adapters.detectors import CROWD_FACES, MODES, OnnxFaceDetector
+from facelens.adapters.detection.face_detector import FaceDetector
+from facelens.adapters.detection.model_runner import CROWD_FACES
+from facelens.adapters.detection.modes import MODES
 from facelens.adapters.images import PillowDecoder
 from facelens.adapters.widerface import WiderDataset
 from facelens.core.detection.families import ScalePass
@@ -57,7 +59,7 @@ FRAME_FILLERS = [
 ]
 
 
-def frame_filler(root: Path, detector: OnnxFaceDetector, key: str, index: int) -> bytes:
+def frame_filler(root: Path, detector: FaceDetector, key: str, index: int) -> bytes:
     """The index-th largest face of a dev photo, cropped with 10 % margin, the crop's
     long side up-scaled to 1024 px."""
     photo = dev_photo(root, key)
@@ -79,7 +81,7 @@ def frame_filler(root: Path, detector: OnnxFaceDetector, key: str, index: int) -
 @pytest.mark.parametrize(("key", "index"), FRAME_FILLERS)
 def test_a_face_filling_the_frame_is_found_when_min_face_size_says_faces_are_big(
     widerface_dev: Path,
-    detector: OnnxFaceDetector,
+    detector: FaceDetector,
     decoder: PillowDecoder,
     key: str,
     index: int,
@@ -96,7 +98,7 @@ def test_a_face_filling_the_frame_is_found_when_min_face_size_says_faces_are_big
 
 
 def test_a_face_filling_the_frame_is_found_alone_with_default_options(
-    widerface_dev: Path, detector: OnnxFaceDetector, decoder: PillowDecoder
+    widerface_dev: Path, detector: FaceDetector, decoder: PillowDecoder
 ) -> None:
     for key, index in FRAME_FILLERS:
         image = decoder.decode(frame_filler(widerface_dev, detector, key, index))
@@ -106,7 +108,7 @@ def test_a_face_filling_the_frame_is_found_alone_with_default_options(
 
 def test_the_coarse_pass_runs_on_a_portrait_and_is_skipped_on_a_crowd(
     widerface_dev: Path,
-    detector: OnnxFaceDetector,
+    detector: FaceDetector,
     decoder: PillowDecoder,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -154,7 +156,7 @@ def shrunk_crowd(root: Path, dataset: WiderDataset, key: str) -> tuple[bytes, li
 def test_min_face_size_finds_faces_of_10_to_14_pixels_the_default_misses(
     widerface_dev: Path,
     dev_dataset: WiderDataset,
-    detector: OnnxFaceDetector,
+    detector: FaceDetector,
     decoder: PillowDecoder,
 ) -> None:
     found_default = found_small = expected = 0
@@ -184,7 +186,7 @@ LARGE = ("0--Parade/0_Parade_Parade_0_470", "0--Parade/0_Parade_Parade_0_72")
 @pytest.mark.parametrize("key", LARGE)
 def test_a_4000x3000_jpeg_is_decoded_at_half_size_and_gives_the_same_faces(
     widerface_dev: Path,
-    detector: OnnxFaceDetector,
+    detector: FaceDetector,
     decoder: PillowDecoder,
     key: str,
 ) -> None:
@@ -221,7 +223,7 @@ def turned_left(face: Face, width: float) -> Face:
 
 @pytest.mark.parametrize("name", UPRIGHT)
 def test_a_photo_turned_sideways_without_exif_still_gives_its_faces(
-    widerface_dev: Path, detector: OnnxFaceDetector, decoder: PillowDecoder, name: str
+    widerface_dev: Path, detector: FaceDetector, decoder: PillowDecoder, name: str
 ) -> None:
     """No rotation is tried: CenterFace itself finds these sideways faces (scores drop
     by 0.05-0.3). Not every photo: on 19_Couple_Couple_19_881 1 or 2 of 3 faces are
@@ -240,7 +242,7 @@ def test_a_photo_turned_sideways_without_exif_still_gives_its_faces(
 @pytest.mark.parametrize("name", UPRIGHT)
 def test_grayscale_and_alpha_copies_give_the_same_faces(
     widerface_dev: Path,
-    detector: OnnxFaceDetector,
+    detector: FaceDetector,
     decoder: PillowDecoder,
     name: str,
     variant: str,
@@ -320,7 +322,7 @@ def landscape(width: int = 1024, height: int = 683) -> npt.NDArray[np.uint8]:
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("kind", ["wood texture", "landscape"])
 def test_a_texture_and_a_landscape_give_no_face_in_any_mode(
-    detector: OnnxFaceDetector, decoder: PillowDecoder, kind: str, mode: str
+    detector: FaceDetector, decoder: PillowDecoder, kind: str, mode: str
 ) -> None:
     pixels = wood_texture() if kind == "wood texture" else landscape()
     image = decoder.decode(encoded(Image.fromarray(pixels), quality=92))

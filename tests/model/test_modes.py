@@ -10,13 +10,10 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFilter
 
-from facelens.adapters.detectors import (
-    DEFAULT_MODE,
-    MODES,
-    SUPPORTED_ATTRIBUTES,
-    OnnxFaceDetector,
-    build_detector,
-)
+from facelens.adapters.detection.attributes import ATTRIBUTE_NAMES
+from facelens.adapters.detection.face_detector import FaceDetector
+from facelens.adapters.detection.factory import build_detector
+from facelens.adapters.detection.modes import DEFAULT_MODE, MODES
 from facelens.adapters.images import PillowDecoder
 from facelens.core.domain import DecodedImage, DetectOptions, Face
 
@@ -29,7 +26,7 @@ def couple(root: Path, name: str) -> bytes:
     return (root / "WIDER_val" / "images" / "19--Couple" / f"{name}.jpg").read_bytes()
 
 
-def largest(detector: OnnxFaceDetector, image: DecodedImage, **options: object) -> Face:
+def largest(detector: FaceDetector, image: DecodedImage, **options: object) -> Face:
     faces = detector.detect(image, DetectOptions(attributes=BOTH, **options))  # type: ignore[arg-type]
     assert faces, "no face found"
     return faces[0]
@@ -52,17 +49,17 @@ def transformed(data: bytes, decoder: PillowDecoder, op: str) -> DecodedImage:
 def test_modes_and_capabilities_are_exported() -> None:
     assert MODES == ("fast", "balanced", "accurate")
     assert DEFAULT_MODE == "balanced"
-    assert frozenset({"pose", "quality"}) == SUPPORTED_ATTRIBUTES
+    assert frozenset({"pose", "quality"}) == ATTRIBUTE_NAMES
 
 
-def test_the_default_detector_is_the_default_mode(detector: OnnxFaceDetector) -> None:
+def test_the_default_detector_is_the_default_mode(detector: FaceDetector) -> None:
     assert detector.mode == DEFAULT_MODE and detector.name == DEFAULT_MODE
     assert detector.for_mode(None) is detector
     assert detector.for_mode(DEFAULT_MODE) is detector
 
 
 def test_each_mode_finds_the_couple(
-    widerface_dev: Path, detector: OnnxFaceDetector, decoder: PillowDecoder
+    widerface_dev: Path, detector: FaceDetector, decoder: PillowDecoder
 ) -> None:
     image = decoder.decode(couple(widerface_dev, FRONTAL))
     reference = detector.detect(image, DetectOptions(max_faces=2))
@@ -75,8 +72,8 @@ def test_each_mode_finds_the_couple(
             ), mode
 
 
-def test_modes_load_once_even_from_several_threads(detector: OnnxFaceDetector) -> None:
-    got: list[OnnxFaceDetector] = []
+def test_modes_load_once_even_from_several_threads(detector: FaceDetector) -> None:
+    got: list[FaceDetector] = []
     threads = [
         threading.Thread(target=lambda: got.append(detector.for_mode("fast"))) for _ in range(4)
     ]
@@ -89,7 +86,7 @@ def test_modes_load_once_even_from_several_threads(detector: OnnxFaceDetector) -
     assert got[0].for_mode("balanced") is detector  # modes share one cache
 
 
-def test_unknown_modes_are_refused(detector: OnnxFaceDetector) -> None:
+def test_unknown_modes_are_refused(detector: FaceDetector) -> None:
     with pytest.raises(ValueError, match="unknown detection mode"):
         detector.for_mode("turbo")
     with pytest.raises(ValueError, match="not both"):
@@ -97,7 +94,7 @@ def test_unknown_modes_are_refused(detector: OnnxFaceDetector) -> None:
 
 
 def test_a_frontal_face_has_small_yaw_and_roll(
-    widerface_dev: Path, detector: OnnxFaceDetector, decoder: PillowDecoder
+    widerface_dev: Path, detector: FaceDetector, decoder: PillowDecoder
 ) -> None:
     face = largest(detector, decoder.decode(couple(widerface_dev, FRONTAL)))
     pose = face.extras["pose"]
@@ -107,7 +104,7 @@ def test_a_frontal_face_has_small_yaw_and_roll(
 
 
 def test_a_mirrored_photo_mirrors_the_yaw(
-    widerface_dev: Path, detector: OnnxFaceDetector, decoder: PillowDecoder
+    widerface_dev: Path, detector: FaceDetector, decoder: PillowDecoder
 ) -> None:
     data = couple(widerface_dev, TURNED)
     yaw = largest(detector, decoder.decode(data)).extras["pose"]["yaw"]
@@ -118,7 +115,7 @@ def test_a_mirrored_photo_mirrors_the_yaw(
 
 
 def test_a_rotated_photo_adds_its_angle_to_the_roll(
-    widerface_dev: Path, detector: OnnxFaceDetector, decoder: PillowDecoder
+    widerface_dev: Path, detector: FaceDetector, decoder: PillowDecoder
 ) -> None:
     data = couple(widerface_dev, FRONTAL)
     roll = largest(detector, decoder.decode(data)).extras["pose"]["roll"]
@@ -128,7 +125,7 @@ def test_a_rotated_photo_adds_its_angle_to_the_roll(
 
 
 def test_a_blurred_copy_scores_less_sharp(
-    widerface_dev: Path, detector: OnnxFaceDetector, decoder: PillowDecoder
+    widerface_dev: Path, detector: FaceDetector, decoder: PillowDecoder
 ) -> None:
     data = couple(widerface_dev, FRONTAL)
     sharp = largest(detector, decoder.decode(data)).extras["quality"]
@@ -138,7 +135,7 @@ def test_a_blurred_copy_scores_less_sharp(
 
 
 def test_attributes_need_no_landmarks_in_the_output(
-    widerface_dev: Path, detector: OnnxFaceDetector, decoder: PillowDecoder
+    widerface_dev: Path, detector: FaceDetector, decoder: PillowDecoder
 ) -> None:
     image = decoder.decode(couple(widerface_dev, FRONTAL))
     face = largest(detector, image, landmarks="none")

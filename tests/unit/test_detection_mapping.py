@@ -8,8 +8,10 @@ import math
 import numpy as np
 import pytest
 
-from facelens.adapters.detectors import OnnxFaceDetector
-from facelens.adapters.runtime import OnnxSession
+from facelens.adapters.detection.face_detector import FaceDetector
+from facelens.adapters.detection.factory import single_model_detector
+from facelens.adapters.detection.inference import PixelNormalisation
+from facelens.adapters.detection.onnx_backend import OnnxSession
 from facelens.core.detection.families import CENTERFACE, ScalePass
 from facelens.core.domain import DecodedImage, DetectOptions
 
@@ -43,9 +45,14 @@ class FakeCenterFace:
         return [heat, scale, np.zeros((1, 2, h, w), np.float32), marks]
 
 
-def detector(fake: FakeCenterFace, **kwargs: object) -> OnnxFaceDetector:
-    session = OnnxSession(session=fake, input_name="input", output_names=["a", "b", "c", "d"])
-    return OnnxFaceDetector.single("fake", session, CENTERFACE, passes=(ScalePass(1.0),), **kwargs)  # type: ignore[arg-type]
+def fake_session(fake: FakeCenterFace) -> OnnxSession:
+    names = ["a", "b", "c", "d"]
+    return OnnxSession(fake, "input", names, PixelNormalisation.of(CENTERFACE))
+
+
+def detector(fake: FakeCenterFace, **kwargs: object) -> FaceDetector:
+    session = fake_session(fake)
+    return single_model_detector("fake", session, CENTERFACE, passes=(ScalePass(1.0),), **kwargs)  # type: ignore[arg-type]
 
 
 def image(width: int, height: int, scale: float = 1.0) -> DecodedImage:
@@ -108,9 +115,9 @@ def test_two_passes_are_fused_and_the_reduced_pass_adds_no_small_faces() -> None
         (40, 40, 8, 8, 0.9),
     ]  # centre 50 (100), 68 px; a tiny one
     fake = FakeCenterFace([], by_width={416: full, 224: half})
-    session = OnnxSession(session=fake, input_name="input", output_names=["a", "b", "c", "d"])
+    session = fake_session(fake)
     passes = (ScalePass(1.0), ScalePass(0.5, min_input_px=24.0))
-    det = OnnxFaceDetector.single("fake", session, CENTERFACE, passes=passes)
+    det = single_model_detector("fake", session, CENTERFACE, passes=passes)
     faces = det.detect(image(400, 400), DetectOptions())
     assert [s[2:] for s in fake.shapes] == [(416, 416), (224, 224)]
     (face,) = faces
@@ -122,9 +129,9 @@ def test_two_passes_are_fused_and_the_reduced_pass_adds_no_small_faces() -> None
 
 def test_a_reduced_photos_only_pass_runs_only_on_photos_planned_below_full_size() -> None:
     fake = FakeCenterFace([])
-    session = OnnxSession(session=fake, input_name="input", output_names=["a", "b", "c", "d"])
+    session = fake_session(fake)
     passes = (ScalePass(1.0), ScalePass(0.5, min_input_px=24.0, reduced_photos_only=True))
-    det = OnnxFaceDetector.single("fake", session, CENTERFACE, passes=passes)
+    det = single_model_detector("fake", session, CENTERFACE, passes=passes)
     det.detect(image(400, 300), DetectOptions())
     assert [s[2:] for s in fake.shapes] == [(320, 416)]
     fake.shapes.clear()

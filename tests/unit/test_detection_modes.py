@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from facelens.adapters.detectors import _unmirror, resolve_backend
-from facelens.adapters.modes import DEFAULT_MODE, MODE_SPECS, MODES, mode_spec
+from facelens.adapters.detection.backends import resolve_backend
+from facelens.adapters.detection.mirror import unmirror
+from facelens.adapters.detection.modes import DEFAULT_MODE, MODE_SPECS, MODES, mode_spec
 from facelens.core.detection.boxes import Detections
 
 
@@ -28,9 +29,9 @@ def test_unknown_backends_are_refused() -> None:
 def test_unmirroring_swaps_sides_and_landmark_names() -> None:
     marks = np.array([[[10.0, 5], [30, 5], [20, 10], [12, 15], [28, 15]]])
     dets = Detections(np.array([[5.0, 0, 35, 20]]), np.array([0.9]), marks)
-    back = _unmirror(dets, 100.0)
+    back = unmirror(dets, 100.0)
     assert back.boxes.tolist() == [[65.0, 0, 95, 20]]
     assert back.landmarks[0, :, 0].tolist() == [70.0, 90, 80, 72, 88]  # left eye is leftmost
     assert back.landmarks[0, :, 1].tolist() == [5.0, 5, 10, 15, 15]
-    again = _unmirror(back, 100.0)
+    again = unmirror(back, 100.0)
     assert np.allclose(again.boxes, dets.boxes) and np.allclose(again.landmarks, marks)

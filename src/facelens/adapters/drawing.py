@@ -24,7 +24,7 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
 
-from facelens.adapters.dense_landmarks import CONTOURS, POINTS
+from facelens.adapters.detection.dense_landmarks import CONTOURS, POINTS
 from facelens.core.detection.pose import HeadPose, head_pose
 from facelens.core.domain import LANDMARK_NAMES, DecodedImage, Face
 

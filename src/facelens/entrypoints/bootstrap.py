@@ -14,11 +14,12 @@ import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-from facelens.adapters.detectors import SUPPORTED_ATTRIBUTES, SUPPORTED_LANDMARKS, build_detector
+from facelens.adapters.detection.attributes import ATTRIBUTE_NAMES, landmark_choices
+from facelens.adapters.detection.factory import build_detector
+from facelens.adapters.detection.modes import MODES
+from facelens.adapters.detection.weights import DEFAULT_MODEL
 from facelens.adapters.http import SafeHttp
 from facelens.adapters.images import PillowDecoder
-from facelens.adapters.models import DEFAULT_MODEL
-from facelens.adapters.modes import MODES
 from facelens.adapters.store.engine import is_postgres
 from facelens.adapters.store.pg_notify import NotifyListener
 from facelens.adapters.store.sql_store import SqlStore, open_store
@@ -160,8 +161,8 @@ async def open_runtime(
                 listener = NotifyListener(url, {TASKS_CHANNEL: worker.wake})
         rules = IntakeRules(
             max_tasks=settings.max_tasks_per_request,
-            landmark_modes=SUPPORTED_LANDMARKS,
-            attributes=SUPPORTED_ATTRIBUTES,
+            landmark_modes=landmark_choices(),
+            attributes=ATTRIBUTE_NAMES,
             modes=frozenset(MODES),
             url_check=validate_url,
         )

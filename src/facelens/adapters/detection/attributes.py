@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 Box = tuple[float, float, float, float]
 """(x1, y1, x2, y2) in the oriented original's pixels."""
 
-AttributeFn = Callable[["DecodedImage", Box, "npt.NDArray[np.float32]"], Any]
+AttributeFn = Callable[["DecodedImage", Box, "npt.NDArray[np.float64]"], Any]
 """(image, face box, five landmarks (5, 2)) -> the JSON value stored in `Face.extras`."""
 
 
@@ -50,21 +50,21 @@ class Attribute:
     """Whether its optional packages are installed (probed once, when first asked)."""
 
 
-def _pose(image: DecodedImage, box: Box, marks: npt.NDArray[np.float32]) -> Any:
+def _pose(image: DecodedImage, box: Box, marks: npt.NDArray[np.float64]) -> Any:
     """Yaw, pitch and roll fitted to the five landmarks (no model, no pixels)."""
     from facelens.core.detection.pose import head_pose
 
     return head_pose(marks).to_json()
 
 
-def _quality(image: DecodedImage, box: Box, marks: npt.NDArray[np.float32]) -> Any:
+def _quality(image: DecodedImage, box: Box, marks: npt.NDArray[np.float64]) -> Any:
     """Blur and brightness of the face crop, from the decoded pixels."""
     from facelens.core.detection.quality import face_quality
 
     return face_quality(image.pixels, box, image.scale).to_json()
 
 
-def _landmarks_68(image: DecodedImage, box: Box, marks: npt.NDArray[np.float32]) -> Any:
+def _landmarks_68(image: DecodedImage, box: Box, marks: npt.NDArray[np.float64]) -> Any:
     """dlib's 68 points for the box (its model is loaded on the first call)."""
     from facelens.adapters.detection.dense_landmarks import shared_landmarker, to_json
 
@@ -114,7 +114,7 @@ def requested(options: DetectOptions) -> tuple[Attribute, ...]:
 
 def with_attributes(
     faces: Sequence[Face],
-    landmarks: npt.NDArray[np.float32],
+    landmarks: npt.NDArray[np.float64],
     image: DecodedImage,
     options: DetectOptions,
 ) -> list[Face]:

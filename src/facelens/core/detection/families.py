@@ -80,8 +80,8 @@ class ModelFamily:
     multiple: int
     """Input sides are padded up to a multiple of this (the total stride)."""
     default_threshold: float
-    """Score threshold for callers that do not choose one (measurements: the
-    `facelens.adapters.detectors` module docstring)."""
+    """Score threshold for callers that do not choose one (measurements:
+    docs/detection-notes.md)."""
     nms_iou: float
     reliable_face_px: float
     """Smallest face side, in model-input pixels, found with high recall."""
@@ -89,12 +89,6 @@ class ModelFamily:
     """How many outputs the ONNX graph has: used to recognise a family by its outputs."""
     passes: tuple[ScalePass, ...] = (ScalePass(1.0),)
     """The default passes; several are merged by weighted box fusion."""
-
-    @property
-    def pad_colour(self) -> tuple[int, int, int]:
-        """The RGB colour that normalises to zero: letterbox padding for pixel inputs."""
-        mean = tuple(round(v) for v in (self.mean[::-1] if self.bgr else self.mean))
-        return (mean[0], mean[1], mean[2])
 
 
 def _centerface(outputs: Outputs, width: int, height: int, threshold: float) -> Detections:
@@ -114,7 +108,7 @@ CENTERFACE = ModelFamily(
     nms_iou=0.4,
     reliable_face_px=16.0,
     output_count=4,
-    # The default mode's pass (adapters.modes, "balanced"): up-scaled by 1.125 for the
+    # The default mode's pass (adapters.detection.modes, "balanced"): up-scaled by 1.125 for the
     # small faces (1024 -> 1152 = 36 x 32, no padding); weak scores of faces under 64
     # input pixels calibrated down to 0.45x at size 0, which replaces the half-size pass
     # the large faces needed for the same easy AP, at a fifth of its cost. On photos

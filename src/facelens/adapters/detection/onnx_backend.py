@@ -10,13 +10,15 @@ nearly doubles latency when the API, the fetcher and the decoder share the CPU.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import onnxruntime as ort
 
+from facelens.adapters.detection.inference import PixelNormalisation
+from facelens.core.detection.plan import InputPlan, build_tensor
 from facelens.core.errors import ModelError
 
 CPU = "CPUExecutionProvider"
@@ -32,20 +34,28 @@ def available_providers(prefer_gpu: bool = True) -> list[str]:
 
 @dataclass(slots=True)
 class OnnxSession:
-    """A loaded model: one input, named outputs. `run` is thread-safe (ORT sessions are)."""
+    """An `InferenceSession` on ONNX Runtime: one image input, named outputs.
+
+    `infer` is thread-safe (ORT sessions are); the float tensor is built in NumPy.
+    """
 
     session: Any
     input_name: str
     output_names: list[str]
-    providers: list[str] = field(default_factory=list)
+    normalisation: PixelNormalisation
 
-    def run(self, tensor: npt.NDArray[np.float32]) -> list[npt.NDArray[np.float32]]:
+    def infer(
+        self, pixels: npt.NDArray[np.uint8], plan: InputPlan
+    ) -> list[npt.NDArray[np.float32]]:
+        norm = self.normalisation
+        tensor = build_tensor(pixels, plan, norm.mean, norm.std, norm.bgr)
         outputs = self.session.run(self.output_names, {self.input_name: tensor})
         return [np.asarray(out, dtype=np.float32) for out in outputs]
 
 
 def create_session(
     model: bytes,
+    normalisation: PixelNormalisation,
     threads: int = 2,
     providers: Sequence[str] | None = None,
 ) -> OnnxSession:
@@ -79,5 +89,5 @@ def create_session(
         session=session,
         input_name=str(inputs[0].name),
         output_names=[str(o.name) for o in session.get_outputs()],
-        providers=list(session.get_providers()),
+        normalisation=normalisation,
     )
