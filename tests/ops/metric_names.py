@@ -28,6 +28,9 @@ class FixedQueue:
     async def live_workers(self, seen_since_ms: int) -> Sequence[WorkerBeat]:
         return []
 
+    async def forget_worker(self, worker_id: str) -> None:
+        pass
+
 
 async def exposed_series(metrics: Metrics) -> set[str]:
     """Every series name `metrics` can expose, the queue gauges included."""

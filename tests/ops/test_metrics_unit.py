@@ -35,6 +35,9 @@ class ScriptedQueue:
     async def live_workers(self, seen_since_ms: int) -> Sequence[WorkerBeat]:
         return self.live
 
+    async def forget_worker(self, worker_id: str) -> None:
+        pass
+
 
 def _samples(metrics: Metrics) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     return {

@@ -89,3 +89,6 @@ class OpsStore(Protocol):
 
     async def live_workers(self, seen_since_ms: int) -> Sequence[WorkerBeat]:
         """Workers whose last heartbeat is at or after `seen_since_ms`, oldest first."""
+
+    async def forget_worker(self, worker_id: str) -> None:
+        """Remove a worker's row (it stopped gracefully)."""
