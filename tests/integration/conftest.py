@@ -28,7 +28,7 @@ from facelens.application.ports import Detector
 from facelens.core.domain import Account
 from facelens.entrypoints.admin import create_account
 from facelens.entrypoints.api.app import create_app
-from facelens.entrypoints.bootstrap import Runtime, open_runtime
+from facelens.entrypoints.bootstrap import Services, open_services
 from facelens.entrypoints.config import Settings, load_settings
 from tests.support.servers import HttpServer, RecordedRequest, Reply
 
@@ -111,18 +111,18 @@ class Service:
         return self.settings.resolved_database_url
 
     @property
-    def runtime(self) -> Runtime:
-        """The running app's runtime (store, tasks, accounts, worker, dispatcher)."""
-        runtime: Runtime = self._app.state.runtime
-        return runtime
+    def services(self) -> Services:
+        """The running app's services (store, tasks, accounts, worker, dispatcher)."""
+        services: Services = self._app.state.services
+        return services
 
     async def start(self) -> Service:
         detector = self.detector
 
         def factory(settings: Settings, with_worker: bool) -> Any:
-            return open_runtime(settings, with_worker=with_worker, detector=detector)
+            return open_services(settings, with_worker=with_worker, detector=detector)
 
-        self._app = create_app(self.settings, with_worker=True, runtime_factory=factory)
+        self._app = create_app(self.settings, with_worker=True, services_factory=factory)
         config = uvicorn.Config(
             self._app,
             host="127.0.0.1",

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import importlib
 import json
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from facelens.entrypoints.cli.main import app
+from facelens.entrypoints.cli.main import LAZY_COMMANDS, app
 from facelens.entrypoints.config import ENV_PREFIX, Settings
 from tests.integration.conftest import FACE_IMAGES
 
@@ -77,3 +81,52 @@ def test_serve_help_lists_every_setting(cli: CliRunner) -> None:
     flat = " ".join(stdout.split())
     for name in Settings.model_fields:
         assert f"{ENV_PREFIX}{name.upper()}" in flat, name
+
+
+INFERENCE_STACK = ("onnxruntime", "openvino", "dlib", "PIL", "numpy", "onnx")
+
+RUN_AND_LIST_MODULES = """
+import json, sys
+from facelens.entrypoints.cli.main import main
+sys.argv = ["facelens", *sys.argv[1:]]
+try:
+    main()
+except SystemExit as exit:
+    assert not exit.code, exit.code
+print(json.dumps(sorted(sys.modules)))
+"""
+
+
+def modules_after(tmp_path: Path, *args: str) -> set[str]:
+    """The modules a fresh interpreter has loaded after running `facelens ARGS`."""
+    env = {**os.environ, "FACELENS_DATA_DIR": str(tmp_path / "data"), "COLUMNS": "200"}
+    done = subprocess.run(
+        [sys.executable, "-c", RUN_AND_LIST_MODULES, *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    loaded: list[str] = json.loads(done.stdout.splitlines()[-1])
+    return {name.partition(".")[0] for name in loaded}
+
+
+def test_admin_commands_and_help_load_no_inference_stack(tmp_path: Path) -> None:
+    assert not set(INFERENCE_STACK) & modules_after(tmp_path, "db", "upgrade")
+    assert not set(INFERENCE_STACK) & modules_after(tmp_path, "accounts", "list")
+    assert not set(INFERENCE_STACK) & modules_after(tmp_path, "serve", "--help")
+    assert not set(INFERENCE_STACK) & modules_after(tmp_path, "--help")
+    # the detection commands still load it, when they run
+    assert {"numpy", "PIL"} <= modules_after(tmp_path, "detect", "--help")
+
+
+def test_help_lists_every_command_lazy_ones_by_their_docstring(cli: CliRunner) -> None:
+    stdout, _ = run(cli, "--help")
+    for name in ("serve", "worker", "db", "accounts", "keys", "credits", *LAZY_COMMANDS):
+        assert re.search(rf"│ {name}\s", stdout), name
+    for lazy in LAZY_COMMANDS.values():
+        module, _, function = lazy.target.partition(":")
+        doc = getattr(importlib.import_module(module), function).__doc__
+        assert doc.splitlines()[0] == lazy.summary

@@ -25,7 +25,7 @@ from facelens.core.domain import DecodedImage, DetectOptions, Face
 from facelens.entrypoints.admin import create_account
 from facelens.entrypoints.api.app import create_app
 from facelens.entrypoints.api.ratelimit import ApiLimits
-from facelens.entrypoints.bootstrap import Runtime, open_runtime
+from facelens.entrypoints.bootstrap import Services, open_services
 from facelens.entrypoints.config import Settings, load_settings
 
 SUBMIT = "/api/aigc/task/submit"
@@ -58,9 +58,9 @@ class Api:
     stack: AsyncExitStack
 
     @property
-    def runtime(self) -> Runtime:
-        runtime: Runtime = self.app.state.runtime
-        return runtime
+    def services(self) -> Services:
+        services: Services = self.app.state.services
+        return services
 
     def client(self, address: str = "127.0.0.1") -> httpx.AsyncClient:
         transport = httpx.ASGITransport(
@@ -114,9 +114,9 @@ async def make_api(tmp_path: Path) -> AsyncIterator[ApiFactory]:
             ]
 
             def factory(settings: Settings, with_worker: bool) -> Any:
-                return open_runtime(settings, with_worker=with_worker, detector=NoFaces())
+                return open_services(settings, with_worker=with_worker, detector=NoFaces())
 
-            app = create_app(settings, with_worker=False, runtime_factory=factory)
+            app = create_app(settings, with_worker=False, services_factory=factory)
             await stack.enter_async_context(app.router.lifespan_context(app))
             clock = FakeClock()
             app.state.limits = ApiLimits.from_settings(settings, clock)
@@ -240,7 +240,7 @@ async def test_revoked_key_is_refused_at_once(make_api: ApiFactory) -> None:
     api = await make_api(accounts=1)
     async with api.client() as client:
         envelope_of(await client.get("/api/account", headers=bearer(api.keys[0])), 100000)
-        assert await api.runtime.accounts.revoke_key(api.keys[0])
+        assert await api.services.accounts.revoke_key(api.keys[0])
         for path in ("/api/account", "/api/aigc/task/1"):
             envelope_of(await client.get(path, headers=bearer(api.keys[0])), 100030)
         response = await client.post(SUBMIT, json=submit_body(), headers=bearer(api.keys[0]))

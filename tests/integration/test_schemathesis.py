@@ -32,7 +32,7 @@ from facelens.core.domain import DecodedImage, DetectOptions, Face
 from facelens.core.errors import ImageDownloadFailed
 from facelens.entrypoints.admin import create_account
 from facelens.entrypoints.api.app import create_app
-from facelens.entrypoints.bootstrap import Runtime, open_runtime
+from facelens.entrypoints.bootstrap import Services, open_services
 from facelens.entrypoints.config import Settings, load_settings
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -61,14 +61,14 @@ class NoNetwork:
 
 
 @contextlib.asynccontextmanager
-async def offline_runtime(settings: Settings, with_worker: bool) -> AsyncIterator[Runtime]:
-    async with open_runtime(settings, with_worker=False, detector=NoFaces()) as runtime:
+async def offline_services(settings: Settings, with_worker: bool) -> AsyncIterator[Services]:
+    async with open_services(settings, with_worker=False, detector=NoFaces()) as services:
         pipeline = ImagePipeline(NoNetwork(), PillowDecoder(settings.max_image_pixels), NoFaces())
-        runtime.pipeline = pipeline
-        runtime.instant = InstantDetection(
-            runtime.store, runtime.clock, pipeline, settings.refund_failed
+        services.pipeline = pipeline
+        services.instant = InstantDetection(
+            services.store, services.clock, pipeline, settings.refund_failed
         )
-        yield runtime
+        yield services
 
 
 @pytest.fixture(scope="module")
@@ -87,9 +87,9 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, str]
         return (await create_account(config, "fuzz", 1_000_000)).api_key
 
     key = asyncio.run(prepare())
-    app = create_app(config, with_worker=False, runtime_factory=offline_runtime)
+    app = create_app(config, with_worker=False, services_factory=offline_services)
     yield schemathesis.openapi.from_asgi("/openapi.json", app), key
-    with contextlib.suppress(Exception):  # stop the runtime schemathesis started
+    with contextlib.suppress(Exception):  # stop the services schemathesis started
         from schemathesis.python.asgi import shutdown_lifespans
 
         shutdown_lifespans()

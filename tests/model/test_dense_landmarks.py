@@ -29,7 +29,7 @@ from facelens.adapters.detection.dense_landmarks import (
 from facelens.adapters.detection.face_detector import FaceDetector
 from facelens.adapters.drawing import AXIS_COLORS, DENSE_COLOR, draw_faces, face_pose
 from facelens.adapters.images import PillowDecoder
-from facelens.application.service import IntakeRules, TaskService
+from facelens.application.options import OptionRules, read_detect_options
 from facelens.core.domain import LANDMARK_NAMES, DecodedImage, DetectOptions, Face
 from facelens.core.errors import InvalidParameter, ModelError
 from facelens.entrypoints.cli.main import app
@@ -53,12 +53,11 @@ def five(face: Face) -> np.ndarray:
 
 def test_68_is_a_supported_landmark_mode_and_intake_follows_it() -> None:
     assert frozenset({"5", "68", "none"}) == landmark_choices()
-    rules = IntakeRules(landmark_modes=landmark_choices())
-    service = TaskService(store=None, clock=None, rules=rules)  # type: ignore[arg-type]
-    assert service.parse_options("p", {"landmarks": "68"}).landmarks == "68"
-    assert service.parse_options("p", {"landmarks": 68}).landmarks == "68"
+    rules = OptionRules(landmark_modes=landmark_choices())
+    assert read_detect_options({"landmarks": "68"}, rules, "p").landmarks == "68"
+    assert read_detect_options({"landmarks": 68}, rules, "p").landmarks == "68"
     with pytest.raises(InvalidParameter) as info:
-        service.parse_options("p", {"landmarks": "17"})
+        read_detect_options({"landmarks": "17"}, rules, "p")
     assert info.value.field == "p.landmarks"
 
 

@@ -19,7 +19,6 @@ from facelens.core.domain import (
     DeliveryJob,
     DetectOptions,
     Face,
-    JsonObject,
     NewTask,
     TaskOutcome,
     TaskView,
@@ -202,11 +201,3 @@ class Detector(Protocol):
     name: str
 
     def detect(self, image: DecodedImage, options: DetectOptions) -> list[Face]: ...
-
-
-class OptionsError(ValueError):
-    """A bad `additional_params` value; its message names the field."""
-
-
-def faces_json(faces: Sequence[Face]) -> list[JsonObject]:
-    return [face.to_json() for face in faces]

@@ -1,17 +1,19 @@
 """Domain types shared by every layer.
 
 Plain frozen dataclasses so the core stays free of pydantic and of any driver; the
-wire models live in the API layer and the storage rows in the store.
+wire models live in application/options.py and the API layer, the storage rows in the
+store.
 """
 
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from dataclasses import dataclass, field, fields
+from typing import TYPE_CHECKING, Any, Literal
 
-import numpy as np
-import numpy.typing as npt
+if TYPE_CHECKING:  # only a type here: the admin commands never load NumPy
+    import numpy as np
+    import numpy.typing as npt
 
 LANDMARK_NAMES: tuple[str, ...] = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
 """Five-point landmark names, left/right as seen by the viewer (image left = smaller x)."""
@@ -77,7 +79,8 @@ class Face:
 
 @dataclass(frozen=True, slots=True)
 class DetectOptions:
-    """Per-request detection knobs from `additional_params` (all optional)."""
+    """Per-request detection knobs, validated (application/options.py declares the wire
+    form and the rules; this is what the detector receives and the store keeps)."""
 
     score_threshold: float | None = None
     min_face_size: int | None = None
@@ -87,25 +90,23 @@ class DetectOptions:
     mode: str | None = None
 
     def to_json(self) -> JsonObject:
+        """The stored form: every field by name (tuples as lists)."""
         return {
-            "score_threshold": self.score_threshold,
-            "min_face_size": self.min_face_size,
-            "max_faces": self.max_faces,
-            "landmarks": self.landmarks,
-            "attributes": list(self.attributes),
-            "mode": self.mode,
+            f.name: list(value) if isinstance(value, tuple) else value
+            for f in fields(self)
+            for value in (getattr(self, f.name),)
         }
 
     @classmethod
     def from_json(cls, data: JsonObject) -> DetectOptions:
-        return cls(
-            score_threshold=data.get("score_threshold"),
-            min_face_size=data.get("min_face_size"),
-            max_faces=data.get("max_faces"),
-            landmarks=data.get("landmarks") or "5",
-            attributes=tuple(data.get("attributes") or ()),
-            mode=data.get("mode"),
-        )
+        """The stored form back; keys it does not know (or no longer knows) are ignored,
+        missing or null ones take the default. Only ever reads what `to_json` wrote."""
+        known: dict[str, Any] = {}
+        for f in fields(cls):
+            value = data.get(f.name)
+            if value is not None:
+                known[f.name] = tuple(value) if isinstance(value, list) else value
+        return cls(**known)
 
 
 @dataclass(frozen=True, slots=True)

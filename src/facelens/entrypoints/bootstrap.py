@@ -1,6 +1,6 @@
 """Wiring: settings in, adapters and use cases out. The only place that picks adapters.
 
-`open_runtime` is an async context manager so every resource (database pool, HTTP
+`open_services` is an async context manager so every resource (database pool, HTTP
 client, model session) is created on entry and closed on exit, never at import.
 """
 
@@ -28,9 +28,11 @@ from facelens.application.accounts import AccountAdmin
 from facelens.application.clock import SystemClock
 from facelens.application.dispatcher import Dispatcher, DispatcherConfig
 from facelens.application.instant import InstantDetection
+from facelens.application.intake import IntakeRules
+from facelens.application.options import OptionRules
 from facelens.application.pipeline import ImagePipeline
 from facelens.application.ports import Clock, Detector, Store
-from facelens.application.service import IntakeRules, TaskService
+from facelens.application.service import TaskService
 from facelens.application.worker import Worker, WorkerConfig
 from facelens.core.netpolicy import AddressPolicy, validate_url
 from facelens.entrypoints.config import Settings
@@ -39,7 +41,10 @@ log = logging.getLogger("facelens")
 
 
 @dataclass(slots=True)
-class Runtime:
+class Services:
+    """One process's wired parts: the store, the use cases the entrypoints call, and the
+    background loops (worker, dispatcher, listener) when this process runs them."""
+
     settings: Settings
     store: Store
     clock: Clock
@@ -78,6 +83,14 @@ def process_id(role: str) -> str:
     return f"{role}@{socket.gethostname()}:{os.getpid()}"
 
 
+def option_rules() -> OptionRules:
+    """The option values the detectors of this install answer, from the adapters'
+    registries (attributes, landmark kinds, modes)."""
+    return OptionRules(
+        landmark_modes=landmark_choices(), attributes=ATTRIBUTE_NAMES, modes=frozenset(MODES)
+    )
+
+
 def build_detector_for(settings: Settings) -> Detector:
     custom_model = settings.model != DEFAULT_MODEL
     return build_detector(
@@ -90,13 +103,13 @@ def build_detector_for(settings: Settings) -> Detector:
 
 
 @contextlib.asynccontextmanager
-async def open_runtime(
+async def open_services(
     settings: Settings,
     *,
     with_worker: bool = True,
     clock: Clock | None = None,
     detector: Detector | None = None,
-) -> AsyncIterator[Runtime]:
+) -> AsyncIterator[Services]:
     clock = clock or SystemClock()
     url = settings.resolved_database_url
     store = await open_store(url, notify=settings.listen_notify)
@@ -161,15 +174,13 @@ async def open_runtime(
                 listener = NotifyListener(url, {TASKS_CHANNEL: worker.wake})
         rules = IntakeRules(
             max_tasks=settings.max_tasks_per_request,
-            landmark_modes=landmark_choices(),
-            attributes=ATTRIBUTE_NAMES,
-            modes=frozenset(MODES),
+            options=option_rules(),
             url_check=validate_url,
         )
         tasks = TaskService(
             store, clock, rules, on_submitted=worker.wake if worker else (lambda: None)
         )
-        yield Runtime(
+        yield Services(
             settings=settings,
             store=store,
             clock=clock,

@@ -10,33 +10,40 @@ from contextlib import AbstractAsyncContextManager
 from fastapi import FastAPI
 
 from facelens import __version__
-from facelens.entrypoints.api import console, routes_account, routes_detect, routes_tasks
+from facelens.entrypoints.api import routes_account, routes_detect, routes_probes, routes_tasks
+from facelens.entrypoints.api.body_limits import body_limits
 from facelens.entrypoints.api.envelope import install_error_handlers
 from facelens.entrypoints.api.middleware import BodyLimit, RequestContext
-from facelens.entrypoints.bootstrap import Runtime, open_runtime
+from facelens.entrypoints.api.ratelimit import ApiLimits
+from facelens.entrypoints.bootstrap import Services, open_services
 from facelens.entrypoints.config import Settings
 
-RuntimeFactory = Callable[[Settings, bool], AbstractAsyncContextManager[Runtime]]
+ServicesFactory = Callable[[Settings, bool], AbstractAsyncContextManager[Services]]
+"""(settings, with_worker) -> the wired services; tests pass one with a stand-in detector."""
+
+ROUTERS = (routes_tasks.router, routes_detect.router, routes_account.router, routes_probes.router)
 
 
-def _default_factory(settings: Settings, with_worker: bool) -> AbstractAsyncContextManager[Runtime]:
-    return open_runtime(settings, with_worker=with_worker)
+def _default_factory(
+    settings: Settings, with_worker: bool
+) -> AbstractAsyncContextManager[Services]:
+    return open_services(settings, with_worker=with_worker)
 
 
 def create_app(
     settings: Settings,
     *,
     with_worker: bool = True,
-    runtime_factory: RuntimeFactory = _default_factory,
+    services_factory: ServicesFactory = _default_factory,
 ) -> FastAPI:
     """The API; with `with_worker` the same process also runs the worker and dispatcher."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with runtime_factory(settings, with_worker) as runtime:
-            app.state.runtime = runtime
+        async with services_factory(settings, with_worker) as services:
+            app.state.services = services
             stop = asyncio.Event()
-            background = asyncio.create_task(runtime.run_background(stop), name="background")
+            background = asyncio.create_task(services.run_background(stop), name="background")
             try:
                 yield
             finally:
@@ -50,15 +57,12 @@ def create_app(
         "Image Face Detection API. Every answer is a {code, message, data} envelope.",
         lifespan=lifespan,
     )
+    app.state.limits = ApiLimits.from_settings(settings)
     install_error_handlers(app)
-    app.include_router(routes_tasks.router)
-    app.include_router(routes_detect.router)
-    app.include_router(routes_account.router)
-    app.include_router(console.router)
+    for router in ROUTERS:
+        app.include_router(router)
     app.add_middleware(
-        BodyLimit,
-        default_bytes=settings.max_request_bytes,
-        limits={"/api/face/detect": settings.max_image_bytes + 65_536},
+        BodyLimit, default_bytes=settings.max_request_bytes, limits=body_limits(settings)
     )
     app.add_middleware(RequestContext)
     return app

@@ -1,24 +1,78 @@
-"""`Annotated` dependencies: the runtime, the rate limits and the authenticated account."""
+"""`Annotated` dependencies: each route names what it uses, nothing more.
+
+The wired `Services` sit on `app.state.services` (set by the app's lifespan); the
+getters here are the only code that reaches into them, so a route's signature says
+which use case, rules or store it touches.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
 
+from facelens.application.instant import InstantDetection
+from facelens.application.intake import IntakeRules
 from facelens.application.keys import hash_key
+from facelens.application.pipeline import ImagePipeline
+from facelens.application.ports import Store
+from facelens.application.service import TaskService
 from facelens.core.domain import Account
 from facelens.core.errors import InvalidKey
 from facelens.entrypoints.api.ratelimit import ApiLimits, RateLimited
-from facelens.entrypoints.bootstrap import Runtime
+from facelens.entrypoints.bootstrap import Services
 
 
-def get_runtime(request: Request) -> Runtime:
-    runtime: Runtime = request.app.state.runtime
-    return runtime
+def _services(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
 
 
-RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+def _tasks(request: Request) -> TaskService:
+    return _services(request).tasks
+
+
+def _rules(request: Request) -> IntakeRules:
+    return _services(request).tasks.rules
+
+
+def _instant(request: Request) -> InstantDetection:
+    return _services(request).instant
+
+
+def _store(request: Request) -> Store:
+    return _services(request).store
+
+
+def _pipeline(request: Request) -> ImagePipeline:
+    return _services(request).pipeline
+
+
+def _limits(request: Request) -> ApiLimits:
+    limits: ApiLimits = request.app.state.limits
+    return limits
+
+
+TasksDep = Annotated[TaskService, Depends(_tasks)]
+"""Submit and query use cases."""
+RulesDep = Annotated[IntakeRules, Depends(_rules)]
+"""What a request may contain (URL form, detection options the detector offers)."""
+InstantDep = Annotated[InstantDetection, Depends(_instant)]
+"""The synchronous detector (one credit, the answer at once)."""
+StoreDep = Annotated[Store, Depends(_store)]
+PipelineDep = Annotated[ImagePipeline, Depends(_pipeline)]
+LimitsDep = Annotated[ApiLimits, Depends(_limits)]
+"""This process's rate limits (built by `create_app`)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Auth:
+    """Who is asking: the key's account, and the key's hash as its rate-limit identity
+    (never the key itself)."""
+
+    account: Account
+    key_id: str
 
 
 def bearer_key(request: Request) -> str | None:
@@ -29,24 +83,7 @@ def bearer_key(request: Request) -> str | None:
     return token.strip()
 
 
-def get_limits(request: Request, runtime: RuntimeDep) -> ApiLimits:
-    """This process's rate limits, built from the settings on first use."""
-    limits: ApiLimits | None = getattr(request.app.state, "limits", None)
-    if limits is None:
-        limits = ApiLimits.from_settings(runtime.settings)
-        request.app.state.limits = limits
-    return limits
-
-
-LimitsDep = Annotated[ApiLimits, Depends(get_limits)]
-
-
-def key_id(request: Request) -> str:
-    """The rate-limit identity of the request's key (its hash, never the key itself)."""
-    return str(getattr(request.state, "key_id", ""))
-
-
-async def current_account(request: Request, runtime: RuntimeDep, limits: LimitsDep) -> Account:
+async def authenticate(request: Request, tasks: TasksDep, limits: LimitsDep) -> Auth:
     """Raises InvalidKey (answered 100030) for a missing, unknown or revoked key, and
     RateLimited (429) when this address failed too often or this key asks too fast."""
     address = request.client.host if request.client else "-"
@@ -55,14 +92,14 @@ async def current_account(request: Request, runtime: RuntimeDep, limits: LimitsD
         raise RateLimited(wait)  # refused before the key is even looked at
     key = bearer_key(request)
     try:
-        account = await runtime.tasks.authenticate(key)
+        account = await tasks.authenticate(key)
     except InvalidKey:
         limits.auth_failures.acquire(address)
         raise
     assert key is not None
-    request.state.key_id = hash_key(key)
-    limits.requests.check(request.state.key_id)
-    return account
+    auth = Auth(account, hash_key(key))
+    limits.requests.check(auth.key_id)
+    return auth
 
 
-AccountDep = Annotated[Account, Depends(current_account)]
+AuthDep = Annotated[Auth, Depends(authenticate)]

@@ -9,6 +9,8 @@ never a stack trace.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -74,78 +76,98 @@ def describe_validation(exc: RequestValidationError | ValidationError) -> str:
     return "invalid parameters"
 
 
+@dataclass(frozen=True, slots=True)
+class ErrorAnswer:
+    """How one kind of exception is answered. `message` and `headers` may use `{exc}`
+    (the exception's text) and `{rid}` (the request id); `log` is the level of a line
+    logged with the request id (None: not logged)."""
+
+    code: int
+    status: int = 200
+    message: str | Callable[[Any], str] | None = None
+    headers: Callable[[Any], dict[str, str]] | None = None
+    log: int | None = None
+    log_traceback: bool = False
+
+
+def _http_answer(exc: StarletteHTTPException) -> ErrorAnswer:
+    if exc.status_code == 400:
+        # FastAPI's "error parsing the body" (non-UTF-8, absurd nesting): a bad request
+        # body is a business outcome like any other 100010.
+        return ErrorAnswer(INVALID_PARAMETERS, message="invalid parameter body: {exc.detail}")
+    code = INVALID_PARAMETERS if exc.status_code < 500 else UNKNOWN_ERROR
+    return ErrorAnswer(code, exc.status_code, message="{exc.detail}")
+
+
+ERRORS: dict[type[Exception], ErrorAnswer] = {
+    RequestValidationError: ErrorAnswer(INVALID_PARAMETERS, message=describe_validation),
+    # A route validating a body itself (model_validate) with wrong client input.
+    ValidationError: ErrorAnswer(INVALID_PARAMETERS, message=describe_validation),
+    InvalidParameter: ErrorAnswer(INVALID_PARAMETERS, message="{exc}"),
+    InvalidKey: ErrorAnswer(ACCESS_DENIED, message="Access denied: {exc}"),
+    InsufficientCredits: ErrorAnswer(INSUFFICIENT_CREDITS),
+    NotFound: ErrorAnswer(INVALID_PARAMETERS, 404, message="not found: {exc}"),
+    StoreUnavailable: ErrorAnswer(
+        UNKNOWN_ERROR,
+        503,
+        message="Service temporarily unavailable (request id {rid})",
+        headers=lambda _: {"Retry-After": STORE_RETRY_AFTER_S},
+        log=logging.WARNING,
+    ),
+    RateLimited: ErrorAnswer(
+        UNKNOWN_ERROR,
+        429,
+        message=RATE_LIMITED_MESSAGE,
+        headers=lambda exc: {"Retry-After": exc.retry_after_header},
+    ),
+    # Only hostile input nests deep enough for a parser to hit the recursion limit.
+    RecursionError: ErrorAnswer(
+        INVALID_PARAMETERS, message="invalid parameter body: nested too deeply", log=logging.WARNING
+    ),
+    Exception: ErrorAnswer(
+        UNKNOWN_ERROR,
+        500,
+        message="Unknown error (request id {rid})",
+        # Answered outside the middleware that echoes the id: echo it here.
+        headers=lambda _: {"X-Request-ID": "{rid}"},
+        log=logging.ERROR,
+        log_traceback=True,
+    ),
+}
+"""Exception -> envelope code and HTTP status; the most specific class listed wins.
+Starlette's HTTPException is answered by `_http_answer` (its status decides)."""
+
+
+def answer_for(exc: Exception) -> ErrorAnswer:
+    if isinstance(exc, StarletteHTTPException):
+        return _http_answer(exc)
+    for cls in type(exc).__mro__:
+        if cls in ERRORS:
+            return ERRORS[cls]
+    return ERRORS[Exception]
+
+
+async def answer_error(request: Request, exc: Exception) -> JSONResponse:
+    """The one exception handler: looks the exception up in `ERRORS`."""
+    answer = answer_for(exc)
+    rid = request_id(request)
+    if answer.log is not None:
+        log.log(
+            answer.log,
+            "request %s: %s: %s",
+            rid,
+            type(exc).__name__,
+            exc,
+            exc_info=exc if answer.log_traceback else None,
+        )
+    text = answer.message
+    message = text(exc) if callable(text) else text and text.format(exc=exc, rid=rid)
+    headers = None
+    if answer.headers is not None:
+        headers = {k: v.format(rid=rid) for k, v in answer.headers(exc).items()}
+    return envelope(answer.code, message=message, status=answer.status, headers=headers)
+
+
 def install_error_handlers(app: FastAPI) -> None:
-    async def on_validation(request: Request, exc: Exception) -> JSONResponse:
-        assert isinstance(exc, RequestValidationError)
-        return envelope(INVALID_PARAMETERS, message=describe_validation(exc))
-
-    async def on_model_validation(request: Request, exc: Exception) -> JSONResponse:
-        # A route validating a body itself (model_validate) with wrong client input.
-        assert isinstance(exc, ValidationError)
-        return envelope(INVALID_PARAMETERS, message=describe_validation(exc))
-
-    async def on_invalid(request: Request, exc: Exception) -> JSONResponse:
-        return envelope(INVALID_PARAMETERS, message=str(exc))
-
-    async def on_key(request: Request, exc: Exception) -> JSONResponse:
-        return envelope(ACCESS_DENIED, message=f"Access denied: {exc}")
-
-    async def on_credits(request: Request, exc: Exception) -> JSONResponse:
-        return envelope(INSUFFICIENT_CREDITS)
-
-    async def on_not_found(request: Request, exc: Exception) -> JSONResponse:
-        return envelope(INVALID_PARAMETERS, message=f"not found: {exc}", status=404)
-
-    async def on_store(request: Request, exc: Exception) -> JSONResponse:
-        log.warning("request %s: store unavailable: %s", request_id(request), exc)
-        return envelope(
-            UNKNOWN_ERROR,
-            message=f"Service temporarily unavailable (request id {request_id(request)})",
-            status=503,
-            headers={"Retry-After": STORE_RETRY_AFTER_S},
-        )
-
-    async def on_rate_limited(request: Request, exc: Exception) -> JSONResponse:
-        assert isinstance(exc, RateLimited)
-        return envelope(
-            UNKNOWN_ERROR,
-            message=RATE_LIMITED_MESSAGE,
-            status=429,
-            headers={"Retry-After": exc.retry_after_header},
-        )
-
-    async def on_recursion(request: Request, exc: Exception) -> JSONResponse:
-        # Only hostile input nests deep enough for a parser to hit the recursion limit.
-        log.warning("request %s: input nested too deeply", request_id(request))
-        return envelope(INVALID_PARAMETERS, message="invalid parameter body: nested too deeply")
-
-    async def on_http(request: Request, exc: Exception) -> JSONResponse:
-        assert isinstance(exc, StarletteHTTPException)
-        if exc.status_code == 400:
-            # FastAPI's "error parsing the body" (non-UTF-8, absurd nesting): a bad
-            # request body is a business outcome like any other 100010.
-            return envelope(INVALID_PARAMETERS, message=f"invalid parameter body: {exc.detail}")
-        code = INVALID_PARAMETERS if exc.status_code < 500 else UNKNOWN_ERROR
-        return envelope(code, message=str(exc.detail), status=exc.status_code)
-
-    async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.error("request %s: unexpected error", request_id(request), exc_info=exc)
-        return envelope(
-            UNKNOWN_ERROR,
-            message=f"Unknown error (request id {request_id(request)})",
-            status=500,
-            # Answered outside the middleware that echoes the id: echo it here.
-            headers={"X-Request-ID": request_id(request)},
-        )
-
-    app.add_exception_handler(RequestValidationError, on_validation)
-    app.add_exception_handler(ValidationError, on_model_validation)
-    app.add_exception_handler(InvalidParameter, on_invalid)
-    app.add_exception_handler(InvalidKey, on_key)
-    app.add_exception_handler(InsufficientCredits, on_credits)
-    app.add_exception_handler(NotFound, on_not_found)
-    app.add_exception_handler(StoreUnavailable, on_store)
-    app.add_exception_handler(RateLimited, on_rate_limited)
-    app.add_exception_handler(RecursionError, on_recursion)
-    app.add_exception_handler(StarletteHTTPException, on_http)
-    app.add_exception_handler(Exception, on_unexpected)
+    for cls in (*ERRORS, StarletteHTTPException):
+        app.add_exception_handler(cls, answer_error)

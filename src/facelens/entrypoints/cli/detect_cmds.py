@@ -20,7 +20,6 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from facelens.adapters.detection.attributes import ATTRIBUTE_NAMES, landmark_choices
 from facelens.adapters.detection.face_detector import FaceDetector
 from facelens.adapters.detection.factory import build_detector
 from facelens.adapters.detection.modes import DEFAULT_MODE, MODES
@@ -33,9 +32,11 @@ from facelens.adapters.widerface import (
     load_widerface,
     write_predictions,
 )
-from facelens.core.domain import DetectOptions, LandmarksMode
-from facelens.core.errors import FacelensError, ModelError, TaskFailure
+from facelens.application.options import read_detect_options
+from facelens.core.domain import DetectOptions
+from facelens.core.errors import FacelensError, InvalidParameter, ModelError, TaskFailure
 from facelens.core.evaluation import SETTINGS, evaluate_widerface, timing_stats
+from facelens.entrypoints.bootstrap import option_rules
 
 EVAL_THRESHOLD = 0.05
 """Score floor for evaluation: low, so the protocol's threshold sweep sees the whole
@@ -84,20 +85,27 @@ def _load_detector(
         raise typer.Exit(2) from exc
 
 
-def _attributes(value: str | None) -> tuple[str, ...]:
-    names = tuple(a.strip() for a in (value or "").split(",") if a.strip())
-    unknown = sorted(set(names) - ATTRIBUTE_NAMES)
-    if unknown:
-        known = ", ".join(sorted(ATTRIBUTE_NAMES))
-        raise typer.BadParameter(f"unknown attribute(s) {', '.join(unknown)}; known: {known}")
-    return names
-
-
-def _landmarks(value: str) -> LandmarksMode:
-    if value not in landmark_choices():
-        known = ", ".join(sorted(landmark_choices()))
-        raise typer.BadParameter(f"unknown landmarks {value!r}; known: {known}")
-    return value  # type: ignore[return-value]  # one of the LandmarksMode literals
+def _options(
+    threshold: float | None,
+    min_face_size: int | None,
+    max_faces: int | None,
+    landmarks: str,
+    attributes: str | None,
+) -> DetectOptions:
+    """The flags read by the same declaration and rules as the API's options."""
+    given = {
+        "score_threshold": threshold,
+        "min_face_size": min_face_size,
+        "max_faces": max_faces,
+        "landmarks": landmarks,
+        "attributes": [a.strip() for a in (attributes or "").split(",") if a.strip()],
+    }
+    try:
+        return read_detect_options(
+            {k: v for k, v in given.items() if v is not None}, option_rules()
+        )
+    except InvalidParameter as exc:
+        raise typer.BadParameter(str(exc)) from None
 
 
 def _draw_path(draw: Path, index: int, count: int) -> Path:
@@ -114,12 +122,12 @@ def detect(
     ] = None,
     model: ModelOption = DEFAULT_MODEL,
     threshold: Annotated[
-        float | None, typer.Option(min=0.0, max=1.0, help="Score threshold (default: model's).")
+        float | None, typer.Option(help="Score threshold, 0..1 (default: model's).")
     ] = None,
     min_face_size: Annotated[
-        int | None, typer.Option(min=1, help="Smallest face in pixels (small values upscale).")
+        int | None, typer.Option(help="Smallest face in pixels (small values upscale).")
     ] = None,
-    max_faces: Annotated[int | None, typer.Option(min=1, help="Keep the N largest faces.")] = None,
+    max_faces: Annotated[int | None, typer.Option(help="Keep the N largest faces.")] = None,
     threads: ThreadsOption = 2,
     mode: ModeOption = None,
     backend: BackendOption = None,
@@ -143,22 +151,14 @@ def detect(
     """
     out = Console()
     err = Console(stderr=True)
-    wanted = _attributes(attributes)
-    landmark_mode = _landmarks(landmarks)
+    options = _options(threshold, min_face_size, max_faces, landmarks, attributes)
     detector = _load_detector(model, threads, err, mode, backend)
     decoder = PillowDecoder()
-    options = DetectOptions(
-        score_threshold=threshold,
-        min_face_size=min_face_size,
-        max_faces=max_faces,
-        landmarks=landmark_mode,
-        attributes=wanted,
-    )
     results: list[dict[str, object]] = []
     failures = 0
     for index, path in enumerate(images, start=1):
         try:
-            image = load_image_file(path, decoder, min_face_size)
+            image = load_image_file(path, decoder, options.min_face_size)
         except (OSError, TaskFailure) as exc:
             failures += 1
             code = exc.error_code if isinstance(exc, TaskFailure) else "IMAGE_READ_FAILED"

@@ -1,7 +1,10 @@
 """`facelens`: serve, work, administer accounts, detect locally, evaluate, benchmark.
 
 Each command builds its settings from the environment (`FACELENS_*`) when it runs and
-calls the async core through `asyncio.run`; nothing happens at import.
+calls the async core through `asyncio.run`; nothing happens at import. The commands
+that detect (`LAZY_COMMANDS`) live in modules that load the inference stack (ONNX
+Runtime, NumPy, Pillow): they are imported only when one of them runs, so the admin
+commands and `facelens --help` stay light.
 """
 
 from __future__ import annotations
@@ -17,9 +20,29 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from facelens.entrypoints.cli.lazy import LazyCommand, LazyGroup
 from facelens.entrypoints.config import Settings, load_settings, settings_help
 
+LAZY_COMMANDS = {
+    "detect": LazyCommand(
+        "facelens.entrypoints.cli.detect_cmds:detect",
+        "Detect faces in local image files: a table per image, or JSON with --json.",
+    ),
+    "eval": LazyCommand(
+        "facelens.entrypoints.cli.detect_cmds:evaluate",
+        "AP easy/medium/hard (official WIDER FACE protocol) and speed on a local dataset.",
+    ),
+}
+"""Commands imported only when they run. A new command that loads the inference
+stack (or any heavy package) is declared here instead of with `@app.command`."""
+
+
+class Commands(LazyGroup):
+    lazy = LAZY_COMMANDS
+
+
 app = typer.Typer(
+    cls=Commands,
     help="facelens: self-hosted face detection, wire-compatible with the hosted API.",
     no_args_is_help=True,
     add_completion=False,
@@ -121,15 +144,15 @@ def worker(
 
 
 async def _run_worker(settings: Settings) -> None:
-    from facelens.entrypoints.bootstrap import open_runtime
+    from facelens.entrypoints.bootstrap import open_services
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    async with open_runtime(settings, with_worker=True) as runtime:
+    async with open_services(settings, with_worker=True) as services:
         logging.getLogger("facelens").info("worker started")
-        await runtime.run_background(stop)
+        await services.run_background(stop)
     logging.getLogger("facelens").info("worker stopped")
 
 
@@ -197,16 +220,6 @@ def credits_add(
     from facelens.entrypoints.admin import add_credits
 
     print(asyncio.run(add_credits(_settings(), account, amount)))
-
-
-def _register_detection_commands() -> None:
-    from facelens.entrypoints.cli.detect_cmds import detect, evaluate
-
-    app.command("detect")(detect)
-    app.command("eval")(evaluate)
-
-
-_register_detection_commands()
 
 
 def main() -> None:

@@ -1,0 +1,40 @@
+"""Health and readiness probes for load balancers and orchestrators (no key needed)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+
+from facelens.core.errors import StoreUnavailable
+from facelens.entrypoints.api.deps import PipelineDep, StoreDep
+from facelens.entrypoints.api.envelope import (
+    STORE_RETRY_AFTER_S,
+    SUCCESS,
+    UNKNOWN_ERROR,
+    envelope,
+)
+from facelens.entrypoints.api.schemas import Envelope
+
+router = APIRouter(tags=["ops"])
+
+
+@router.get("/healthz", response_model=Envelope)
+async def healthz() -> JSONResponse:
+    """The process is up (no dependency is checked)."""
+    return envelope(SUCCESS, {"status": "ok"})
+
+
+@router.get("/readyz", response_model=Envelope)
+async def readyz(store: StoreDep, pipeline: PipelineDep) -> JSONResponse:
+    """Ready to serve: the database answers and the model is loaded."""
+    try:
+        await store.ping()
+    except StoreUnavailable:
+        return envelope(
+            UNKNOWN_ERROR,
+            {"database": "unreachable"},
+            "not ready",
+            status=503,
+            headers={"Retry-After": STORE_RETRY_AFTER_S},
+        )
+    return envelope(SUCCESS, {"status": "ready", "database": "ok", "model": pipeline.detector_name})
