@@ -72,11 +72,7 @@ BackendOption = Annotated[
 
 
 def _load_detector(
-    model: str,
-    threads: int,
-    console: Console,
-    mode: str | None = None,
-    backend: str | None = None,
+    model: str, threads: int, console: Console, mode: str | None, backend: str | None
 ) -> FaceDetector:
     try:
         return build_detector(model, threads=threads, mode=mode, backend=backend)
