@@ -10,7 +10,13 @@ from contextlib import AbstractAsyncContextManager
 from fastapi import FastAPI
 
 from facelens import __version__
-from facelens.entrypoints.api import routes_account, routes_detect, routes_probes, routes_tasks
+from facelens.entrypoints.api import (
+    console,
+    routes_account,
+    routes_detect,
+    routes_probes,
+    routes_tasks,
+)
 from facelens.entrypoints.api.body_limits import body_limits
 from facelens.entrypoints.api.envelope import install_error_handlers
 from facelens.entrypoints.api.middleware import BodyLimit, RequestContext
@@ -21,7 +27,13 @@ from facelens.entrypoints.config import Settings
 ServicesFactory = Callable[[Settings, bool], AbstractAsyncContextManager[Services]]
 """(settings, with_worker) -> the wired services; tests pass one with a stand-in detector."""
 
-ROUTERS = (routes_tasks.router, routes_detect.router, routes_account.router, routes_probes.router)
+ROUTERS = (
+    routes_tasks.router,
+    routes_detect.router,
+    routes_account.router,
+    routes_probes.router,
+    console.router,
+)
 
 
 def _default_factory(
