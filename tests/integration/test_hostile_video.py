@@ -1,0 +1,79 @@
+"""Hostile video files, made here, through the real sandboxed decoder.
+
+Each must end in a clean VideoFailure with its stable code, with the child's memory
+bounded by its RLIMIT_AS and the calling process's memory untouched; afterwards the
+same decoder still decodes an ordinary clip. (The end-to-end variant, a worker that
+fails the task with result_code -1 and then finishes an ordinary task, is in
+test_video_tasks.py.)
+"""
+
+from __future__ import annotations
+
+import resource
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from facelens.adapters.video import DecodeLimits, VideoDecoder
+from facelens.core.errors import VideoFailure
+from facelens.core.video import Sampling
+from tests.support import hostile_videos as hv
+
+MEMORY = 1 << 30
+
+
+async def decode_all(decoder: VideoDecoder, path: Path, sampling: Sampling) -> int:
+    async with await decoder.open(str(path), sampling) as session:
+        return len([frame async for frame in session.frames()])
+
+
+CASES: list[tuple[str, Callable[[Path], Path], str, str]] = [
+    ("truncated mp4 (index lost)", hv.truncated_mp4, "VIDEO_DECODE_FAILED", "moov"),
+    ("truncated mp4 (index first)", hv.truncated_faststart_mp4, "VIDEO_DECODE_FAILED", "trunc"),
+    ("random bytes as video/mp4", hv.random_bytes, "VIDEO_FORMAT_UNSUPPORTED", "supported"),
+    ("30,000 x 30,000 frames", hv.huge_canvas_gif, "VIDEO_TOO_LARGE", "30000x30000"),
+    ("zero frames", hv.zero_frames, "NO_VIDEO_STREAM", "no video"),
+    ("audio only", hv.audio_only, "NO_VIDEO_STREAM", "no video"),
+    ("sparse 10-hour clip", hv.sparse_long, "VIDEO_TOO_LONG", "36000 s"),
+    ("40 video streams", hv.many_streams, "VIDEO_FORMAT_UNSUPPORTED", "40 streams"),
+    ("GIF of 10,000 frames", hv.gif_10000_frames, "VIDEO_DECODE_FAILED", "CPU-time limit"),
+]
+
+
+async def test_each_hostile_file_fails_cleanly_with_bounded_memory(tmp_path: Path) -> None:
+    # Two CPU seconds: plenty for any honest small file here, not for the GIF bomb.
+    decoder = VideoDecoder(DecodeLimits(memory_bytes=MEMORY, cpu_seconds=2))
+    own_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    for name, make, code, words in CASES:
+        path = make(tmp_path)
+        with pytest.raises(VideoFailure) as failure:
+            await decode_all(decoder, path, Sampling())
+        assert failure.value.error_code == code, (name, failure.value.message)
+        assert words in failure.value.message, (name, failure.value.message)
+        assert str(tmp_path) not in failure.value.message  # no server path leaks
+    children_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    assert children_kb * 1024 < MEMORY
+    grown_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - own_before
+    assert grown_kb < 100_000, f"the test process grew by {grown_kb} kB"
+    # The decoder is unharmed: an ordinary clip right after.
+    clip = hv.h264_clip(tmp_path / "ok.mp4", frames=30)
+    assert await decode_all(decoder, clip, Sampling(interval_ms=400)) == 3
+
+
+async def test_memory_limit_stops_the_child_not_the_caller(tmp_path: Path) -> None:
+    clip = hv.h264_clip(tmp_path / "uhd.mp4", frames=2, width=3840, height=2160)
+    with pytest.raises(VideoFailure) as failure:
+        await decode_all(VideoDecoder(DecodeLimits(memory_bytes=300 << 20)), clip, Sampling())
+    assert failure.value.error_code == "VIDEO_DECODE_FAILED"
+    assert await decode_all(VideoDecoder(), clip, Sampling(interval_ms=0)) == 2
+
+
+async def test_duration_and_pixel_limits_are_settings(tmp_path: Path) -> None:
+    clip = hv.h264_clip(tmp_path / "c.mp4", frames=50)  # 2 s, 320 x 240
+    with pytest.raises(VideoFailure) as too_long:
+        await VideoDecoder(DecodeLimits(max_seconds=1)).probe(str(clip), Sampling())
+    assert too_long.value.error_code == "VIDEO_TOO_LONG"
+    with pytest.raises(VideoFailure) as too_large:
+        await VideoDecoder(DecodeLimits(max_pixels=320 * 240 - 1)).probe(str(clip), Sampling())
+    assert too_large.value.error_code == "VIDEO_TOO_LARGE"
