@@ -68,7 +68,7 @@ def test_importing_the_detector_neither_imports_dlib_nor_reads_the_model() -> No
         "from facelens.adapters.detection.attributes import landmark_choices; "
         "assert '68' in landmark_choices(); "
         "assert 'dlib' not in sys.modules, 'dlib imported'; "
-        "assert d._shared is None; print('lazy')"
+        "assert not d.shared_landmarker().loaded; print('lazy')"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert done.returncode == 0 and "lazy" in done.stdout, done.stderr

