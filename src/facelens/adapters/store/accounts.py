@@ -15,31 +15,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from facelens.adapters.store.base import StoreBase
+from facelens.adapters.store.base import StoreBase, insert_row, record
 from facelens.adapters.store.tables import accounts, api_keys, ledger, tasks
 from facelens.core.domain import Account, ApiKeyInfo, TaskStatus, Usage
 from facelens.core.errors import InsufficientCredits, NotFound
-
-
-def _account(row: sa.Row[Any]) -> Account:
-    return Account(
-        id=row.id,
-        name=row.name,
-        credits=row.credits,
-        webhook_secret=row.webhook_secret,
-        created_at_ms=row.created_at_ms,
-    )
-
-
-def _key(row: sa.Row[Any]) -> ApiKeyInfo:
-    return ApiKeyInfo(
-        id=row.id,
-        account_id=row.account_id,
-        prefix=row.prefix,
-        created_at_ms=row.created_at_ms,
-        revoked_at_ms=row.revoked_at_ms,
-    )
-
 
 _AMOUNT = sa.bindparam("amount", type_=sa.BigInteger)
 
@@ -142,39 +121,29 @@ class AccountStore(StoreBase):
         if credits < 0:
             raise ValueError("an account cannot open with negative credits")
         async with self._write() as conn:
-            account_id = (
-                await conn.execute(
-                    sa.insert(accounts)
-                    .values(
-                        name=name,
-                        credits=credits,
-                        webhook_secret=webhook_secret,
-                        created_at_ms=now_ms,
-                    )
-                    .returning(accounts.c.id)
-                )
-            ).scalar_one()
+            row = await insert_row(
+                conn,
+                accounts,
+                name=name,
+                credits=credits,
+                webhook_secret=webhook_secret,
+                created_at_ms=now_ms,
+            )
             if credits > 0:
-                await write_ledger(conn, account_id, credits, "initial credits", now_ms)
-        return Account(
-            id=account_id,
-            name=name,
-            credits=credits,
-            webhook_secret=webhook_secret,
-            created_at_ms=now_ms,
-        )
+                await write_ledger(conn, row.id, credits, "initial credits", now_ms)
+        return record(Account, row)
 
     async def get_account(self, account_id: int) -> Account | None:
         async with self._read() as conn:
             row = (
                 await conn.execute(sa.select(accounts).where(accounts.c.id == account_id))
             ).first()
-        return None if row is None else _account(row)
+        return None if row is None else record(Account, row)
 
     async def list_accounts(self) -> list[Account]:
         async with self._read() as conn:
             rows = (await conn.execute(sa.select(accounts).order_by(accounts.c.id))).all()
-        return [_account(row) for row in rows]
+        return [record(Account, row) for row in rows]
 
     async def count_accounts(self) -> int:
         async with self._read() as conn:
@@ -185,19 +154,15 @@ class AccountStore(StoreBase):
 
     async def add_key(self, account_id: int, prefix: str, key_hash: str, now_ms: int) -> ApiKeyInfo:
         async with self._write() as conn:
-            row = (
-                await conn.execute(
-                    sa.insert(api_keys)
-                    .values(
-                        account_id=account_id,
-                        prefix=prefix,
-                        key_hash=key_hash,
-                        created_at_ms=now_ms,
-                    )
-                    .returning(*api_keys.c)
-                )
-            ).one()
-        return _key(row)
+            row = await insert_row(
+                conn,
+                api_keys,
+                account_id=account_id,
+                prefix=prefix,
+                key_hash=key_hash,
+                created_at_ms=now_ms,
+            )
+        return record(ApiKeyInfo, row)
 
     async def revoke_key(self, prefix: str, now_ms: int) -> bool:
         """Revoke the live key(s) stored under this prefix; False when there is none."""
@@ -218,7 +183,7 @@ class AccountStore(StoreBase):
                     .order_by(api_keys.c.id)
                 )
             ).all()
-        return [_key(row) for row in rows]
+        return [record(ApiKeyInfo, row) for row in rows]
 
     async def account_for_key(self, key_hash: str) -> Account | None:
         """The account of a live (not revoked) key, by the key's sha256 hex."""
@@ -230,7 +195,7 @@ class AccountStore(StoreBase):
                     .where(api_keys.c.key_hash == key_hash, api_keys.c.revoked_at_ms.is_(None))
                 )
             ).first()
-        return None if row is None else _account(row)
+        return None if row is None else record(Account, row)
 
     async def add_credits(self, account_id: int, delta: int, reason: str, now_ms: int) -> int:
         """Ledger entry + balance change; a negative `delta` is a conditional debit."""

@@ -14,14 +14,25 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from facelens.adapters.store.engine import WRITE_OPTION, is_postgres, translate_errors
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+    Record = TypeVar("Record", bound=DataclassInstance)
+else:
+    Record = TypeVar("Record")
+
+NOW = sa.bindparam("now", type_=sa.BigInteger)
+"""The `now` parameter (epoch ms) of the claim statements."""
 
 
 class StoreBase:
@@ -107,3 +118,26 @@ def for_update(query: sa.Select[Any], postgres: bool) -> sa.Select[Any]:
 def materialized(cte: sa.CTE, postgres: bool) -> sa.CTE:
     """Make PostgreSQL run a locking CTE exactly once (never inline it)."""
     return cte.prefix_with("MATERIALIZED") if postgres else cte
+
+
+def claim_statement(table: sa.Table, due: sa.Select[Any], postgres: bool) -> sa.Update:
+    """The claim shared by the task queue and the callback outbox: an UPDATE of the rows
+    whose ids are the first `:limit` of `due` (ordered by the caller), picked by a CTE
+    with `FOR UPDATE OF table SKIP LOCKED` on PostgreSQL, so concurrent claimers take
+    disjoint rows without waiting; MATERIALIZED, so the locking query runs exactly
+    once. The caller adds `.values(...)` and `.returning(...)`."""
+    limited = due.limit(sa.bindparam("limit", type_=sa.Integer))
+    picked = materialized(skip_locked(limited, postgres, table).cte("picked"), postgres)
+    return sa.update(table).where(table.c.id.in_(sa.select(picked.c.id)))
+
+
+def record(cls: type[Record], row: sa.Row[Any]) -> Record:
+    """A domain dataclass from a row that has a column for each of its fields (by
+    name; other columns are ignored), for records stored as they are."""
+    columns = row._mapping
+    return cls(**{field.name: columns[field.name] for field in dataclasses.fields(cls)})
+
+
+async def insert_row(conn: AsyncConnection, table: sa.Table, **values: Any) -> sa.Row[Any]:
+    """Insert one row; the row as stored (with its id)."""
+    return (await conn.execute(sa.insert(table).values(**values).returning(*table.c))).one()

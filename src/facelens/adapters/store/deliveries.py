@@ -35,7 +35,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from facelens.adapters.store.base import StoreBase, insert_ignore, materialized, skip_locked
+from facelens.adapters.store.base import NOW, StoreBase, claim_statement, insert_ignore
 from facelens.adapters.store.tables import accounts, deliveries, delivery_attempts, tasks
 from facelens.core.domain import DeliveryAttempt, DeliveryJob, DeliveryStatus, ProcessStatus
 
@@ -87,9 +87,6 @@ def new_deliveries_json(rows: Sequence[dict[str, Any]]) -> str:
     return json.dumps(list(rows), ensure_ascii=False, separators=(",", ":"))
 
 
-_NOW = sa.bindparam("now", type_=sa.BigInteger)
-
-
 @functools.cache
 def _lease_statement(postgres: bool) -> sa.Update:
     """The claim in the module docstring, for one dialect. Parameters: now, limit,
@@ -104,26 +101,21 @@ def _lease_statement(postgres: bool) -> sa.Update:
         )
         .exists()
     )
-    due = skip_locked(
+    due = (
         sa.select(deliveries.c.id)
         .where(
             deliveries.c.status == _PENDING,
-            deliveries.c.next_attempt_at <= _NOW,
-            sa.or_(deliveries.c.lease_until.is_(None), deliveries.c.lease_until < _NOW),
+            deliveries.c.next_attempt_at <= NOW,
+            sa.or_(deliveries.c.lease_until.is_(None), deliveries.c.lease_until < NOW),
             sa.or_(
                 deliveries.c.process_status == int(ProcessStatus.STARTED),
                 ~start_pending,
             ),
         )
         .order_by(deliveries.c.next_attempt_at, deliveries.c.id)
-        .limit(sa.bindparam("limit", type_=sa.Integer)),
-        postgres,
-        deliveries,
     )
-    batch = materialized(due.cte("due"), postgres)
     return (
-        sa.update(deliveries)
-        .where(deliveries.c.id.in_(sa.select(batch.c.id)))
+        claim_statement(deliveries, due, postgres)
         .values(
             lease_until=sa.bindparam("until", type_=sa.BigInteger),
             dispatcher_id=sa.bindparam("dispatcher"),

@@ -40,7 +40,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
 from facelens.adapters.store.accounts import debit, write_ledger
-from facelens.adapters.store.base import StoreBase, for_update, materialized, skip_locked
+from facelens.adapters.store.base import NOW, StoreBase, claim_statement, for_update
 from facelens.adapters.store.deliveries import insert_delivery_statement, new_delivery
 from facelens.adapters.store.tables import QUEUE_STATUSES
 from facelens.adapters.store.tables import tasks as _tasks
@@ -79,7 +79,6 @@ def _claimed(row: sa.Row[Any]) -> ClaimedTask:
     )
 
 
-_NOW = sa.bindparam("now", type_=sa.BigInteger)
 HELD_BY_WORKER = sa.and_(
     _tasks.c.worker_id == sa.bindparam("worker"),
     _tasks.c.status == TaskStatus.RUNNING.value,
@@ -90,28 +89,24 @@ HELD_BY_WORKER = sa.and_(
 def _claim_statement(postgres: bool) -> sa.Update:
     """The claim in the module docstring, for one dialect. Parameters: now, limit,
     worker, until."""
-    picked = skip_locked(
+    claimable = (
         sa.select(_tasks.c.id)
         .where(
             # Literal values, not parameters, so that even a generic prepared plan can
             # prove the partial index ix_tasks_claimable applies.
             _tasks.c.status.in_([sa.literal_column(f"'{s}'") for s in QUEUE_STATUSES]),
-            sa.or_(_tasks.c.status == TaskStatus.QUEUED.value, _tasks.c.lease_until < _NOW),
+            sa.or_(_tasks.c.status == TaskStatus.QUEUED.value, _tasks.c.lease_until < NOW),
         )
         .order_by(_tasks.c.id)
-        .limit(sa.bindparam("limit", type_=sa.Integer)),
-        postgres,
     )
-    batch = materialized(picked.cte("picked"), postgres)
     return (
-        sa.update(_tasks)
-        .where(_tasks.c.id.in_(sa.select(batch.c.id)))
+        claim_statement(_tasks, claimable, postgres)
         .values(
             status=TaskStatus.RUNNING.value,
             worker_id=sa.bindparam("worker"),
             lease_until=sa.bindparam("until", type_=sa.BigInteger),
             attempts=_tasks.c.attempts + 1,
-            started_at_ms=sa.func.coalesce(_tasks.c.started_at_ms, _NOW),
+            started_at_ms=sa.func.coalesce(_tasks.c.started_at_ms, NOW),
         )
         .returning(*_CLAIMED_COLUMNS)
     )
