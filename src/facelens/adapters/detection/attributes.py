@@ -49,6 +49,12 @@ class Attribute:
     available: Callable[[], bool] = _always
     """Whether its optional packages are installed (probed once, when first asked)."""
 
+    def asked_by(self, options: DetectOptions) -> bool:
+        """Whether a request with `options` wants this attribute."""
+        if self.option == "attributes":
+            return self.name in options.attributes
+        return options.landmarks == self.name
+
 
 def _pose(image: DecodedImage, box: Box, marks: npt.NDArray[np.float64]) -> Any:
     """Yaw, pitch and roll fitted to the five landmarks (no model, no pixels)."""
@@ -101,15 +107,7 @@ def landmark_choices() -> frozenset[str]:
 
 def requested(options: DetectOptions) -> tuple[Attribute, ...]:
     """The attributes `options` asks for, in registry order (unknown names ignored)."""
-    return tuple(
-        a
-        for a in ATTRIBUTES
-        if (
-            a.name in options.attributes
-            if a.option == "attributes"
-            else options.landmarks == a.name
-        )
-    )
+    return tuple(a for a in ATTRIBUTES if a.asked_by(options))
 
 
 def with_attributes(
