@@ -175,6 +175,58 @@ class SafeHttp:
                 await response.aclose()
         raise AssertionError("unreachable: the loop returns or raises")  # pragma: no cover
 
+    async def stream(
+        self,
+        url: str,
+        write: Callable[[bytes], None],
+        *,
+        max_bytes: int,
+        total_timeout: float,
+        what: str = "video",
+    ) -> str:
+        """Download a large body chunk by chunk into `write` (never whole in memory),
+        under the same address, redirect and timeout rules as images but with its own
+        byte limit and deadline. Returns the Content-Type. Raises UrlNotAllowed,
+        ImageDownloadFailed or ImageTooLarge (the caller renames them for its kind)."""
+        async with self._fetch_slots:
+            try:
+                async with asyncio.timeout(total_timeout):
+                    return await self._stream(url, write, max_bytes, what)
+            except TimeoutError:
+                raise ImageDownloadFailed(
+                    f"{what} download did not finish within {total_timeout:g} s"
+                ) from None
+
+    async def _stream(self, url: str, write: Callable[[bytes], None], limit: int, what: str) -> str:
+        current = url
+        for hop in range(self._max_redirects + 1):
+            target = await self._pin(current, what)
+            headers = {**self._image_headers(), "Accept": f"{what}/*, */*;q=0.5"}
+            response = await self._send(target, "GET", headers, b"", f"{what} host")
+            try:
+                status = response.status_code
+                if status in REDIRECT_STATUSES:
+                    current = self._next_hop(target, response, hop)
+                    continue
+                if status != 200:
+                    raise ImageDownloadFailed(f"HTTP {status} from {what} host")
+                declared = response.headers.get("content-length", "").strip()
+                if declared.isdigit() and int(declared) > limit:
+                    raise ImageTooLarge(f"{what} is larger than the limit of {limit} bytes")
+                received = 0
+                try:
+                    async for chunk in response.aiter_bytes():
+                        received += len(chunk)
+                        if received > limit:
+                            raise ImageTooLarge(f"{what} is larger than the limit of {limit} bytes")
+                        write(chunk)
+                except httpx.HTTPError as exc:
+                    raise ImageDownloadFailed(_failure(exc, f"{what} host")) from None
+                return response.headers.get("content-type", "")
+            finally:
+                await response.aclose()
+        raise AssertionError("unreachable: the loop returns or raises")  # pragma: no cover
+
     def _image_headers(self) -> dict[str, str]:
         return {
             "User-Agent": self._user_agent,

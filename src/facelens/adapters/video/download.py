@@ -1,0 +1,105 @@
+"""Video downloads: streamed to a temporary file under the data dir, always deleted.
+
+A video may be hundreds of megabytes, so unlike an image it is never held in memory:
+`SafeHttp.stream` (same SSRF policy, pinned addresses and per-hop redirect checks as
+images) hands each chunk to the file as it arrives, under `max_bytes` and a total
+deadline of its own. The file lives only inside `download()`'s `async with`: it is
+deleted when the block ends, however it ends. A process killed with -9 cannot delete
+anything, so `sweep()` (run when a worker starts) removes files left by dead ones
+after `stale_after_s`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import tempfile
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Protocol
+
+from facelens.core.errors import (
+    ImageDownloadFailed,
+    ImageTooLarge,
+    VideoDownloadFailed,
+    VideoTooLarge,
+)
+
+log = logging.getLogger("facelens.video")
+PREFIX = "video-"
+SUFFIX = ".part"
+
+
+class Streamer(Protocol):
+    async def stream(
+        self,
+        url: str,
+        write: Callable[[bytes], None],
+        *,
+        max_bytes: int,
+        total_timeout: float,
+        what: str = "video",
+    ) -> str: ...
+
+
+class VideoDownloads:
+    def __init__(
+        self,
+        http: Streamer,
+        directory: Path,
+        *,
+        max_bytes: int = 500_000_000,
+        total_timeout: float = 600.0,
+        stale_after_s: float = 86_400.0,
+    ) -> None:
+        self._http = http
+        self.directory = directory
+        self._max_bytes = max_bytes
+        self._total_timeout = total_timeout
+        self._stale_after_s = stale_after_s
+
+    @contextlib.asynccontextmanager
+    async def download(self, url: str) -> AsyncIterator[Path]:
+        """The video at `url` as a local file, for the duration of the block.
+
+        Raises UrlNotAllowed, VideoDownloadFailed or VideoTooLarge."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        handle, name = tempfile.mkstemp(prefix=PREFIX, suffix=SUFFIX, dir=self.directory)
+        path = Path(name)
+        try:
+            with os.fdopen(handle, "wb") as out:
+                await self._fetch(url, out.write)
+            yield path
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(name)
+
+    async def _fetch(self, url: str, write: Callable[[bytes], None]) -> None:
+        try:
+            await self._http.stream(
+                url, write, max_bytes=self._max_bytes, total_timeout=self._total_timeout
+            )
+        except ImageTooLarge:
+            raise VideoTooLarge(
+                f"the video is larger than the download limit of {self._max_bytes} bytes"
+            ) from None
+        except ImageDownloadFailed as failure:
+            raise VideoDownloadFailed(failure.message) from None
+        except OSError as exc:  # the disk under the data dir: full, read-only...
+            log.warning("video download could not be stored: %s", exc)
+            raise VideoDownloadFailed("the video could not be stored on the server") from None
+
+    def sweep(self, now: float | None = None) -> int:
+        """Delete temporary videos older than `stale_after_s` (left by killed workers)."""
+        if not self.directory.is_dir():
+            return 0
+        limit = (time.time() if now is None else now) - self._stale_after_s
+        removed = 0
+        for path in self.directory.glob(f"{PREFIX}*{SUFFIX}"):
+            with contextlib.suppress(OSError):
+                if path.stat().st_mtime < limit:
+                    path.unlink()
+                    removed += 1
+        return removed
