@@ -178,7 +178,7 @@ class SafeHttp:
     async def stream(
         self,
         url: str,
-        write: Callable[[bytes], None],
+        write: Callable[[bytes], object],
         *,
         max_bytes: int,
         total_timeout: float,
@@ -197,7 +197,9 @@ class SafeHttp:
                     f"{what} download did not finish within {total_timeout:g} s"
                 ) from None
 
-    async def _stream(self, url: str, write: Callable[[bytes], None], limit: int, what: str) -> str:
+    async def _stream(
+        self, url: str, write: Callable[[bytes], object], limit: int, what: str
+    ) -> str:
         current = url
         for hop in range(self._max_redirects + 1):
             target = await self._pin(current, what)
@@ -222,7 +224,7 @@ class SafeHttp:
                         write(chunk)
                 except httpx.HTTPError as exc:
                     raise ImageDownloadFailed(_failure(exc, f"{what} host")) from None
-                return response.headers.get("content-type", "")
+                return str(response.headers.get("content-type", ""))
             finally:
                 await response.aclose()
         raise AssertionError("unreachable: the loop returns or raises")  # pragma: no cover

@@ -36,7 +36,7 @@ class Streamer(Protocol):
     async def stream(
         self,
         url: str,
-        write: Callable[[bytes], None],
+        write: Callable[[bytes], object],
         *,
         max_bytes: int,
         total_timeout: float,
@@ -76,7 +76,7 @@ class VideoDownloads:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(name)
 
-    async def _fetch(self, url: str, write: Callable[[bytes], None]) -> None:
+    async def _fetch(self, url: str, write: Callable[[bytes], object]) -> None:
         try:
             await self._http.stream(
                 url, write, max_bytes=self._max_bytes, total_timeout=self._total_timeout
