@@ -78,7 +78,7 @@ def ledger_row(
     task_id: int | None = None,
     creation_id: str | None = None,
 ) -> dict[str, Any]:
-    """One ledger row's values, for `write_ledgers`."""
+    """One ledger row's values, for `write_ledger`."""
     return {
         "account_id": account_id,
         "delta": delta,
@@ -89,26 +89,11 @@ def ledger_row(
     }
 
 
-async def write_ledger(
-    conn: AsyncConnection,
-    account_id: int,
-    delta: int,
-    reason: str,
-    now_ms: int,
-    *,
-    task_id: int | None = None,
-    creation_id: str | None = None,
-) -> None:
-    await write_ledgers(
-        conn,
-        [ledger_row(account_id, delta, reason, now_ms, task_id=task_id, creation_id=creation_id)],
-    )
-
-
-async def write_ledgers(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
-    """Insert several `ledger_row`s with one executemany (a batch of refunds)."""
+async def write_ledger(conn: AsyncConnection, *rows: dict[str, Any]) -> None:
+    """Insert `ledger_row`s in the caller's transaction, several with one executemany
+    (a batch of refunds)."""
     if rows:
-        await conn.execute(_INSERT_LEDGER, rows)
+        await conn.execute(_INSERT_LEDGER, list(rows))
 
 
 class AccountStore(StoreBase):
@@ -130,7 +115,7 @@ class AccountStore(StoreBase):
                 created_at_ms=now_ms,
             )
             if credits > 0:
-                await write_ledger(conn, row.id, credits, "initial credits", now_ms)
+                await write_ledger(conn, ledger_row(row.id, credits, "initial credits", now_ms))
         return record(Account, row)
 
     async def get_account(self, account_id: int) -> Account | None:
@@ -204,7 +189,7 @@ class AccountStore(StoreBase):
                 balance = await debit(conn, account_id, -delta)
             else:
                 balance = await credit(conn, account_id, delta)
-            await write_ledger(conn, account_id, delta, reason, now_ms)
+            await write_ledger(conn, ledger_row(account_id, delta, reason, now_ms))
         return balance
 
     async def charge(self, account_id: int, amount: int, reason: str, now_ms: int) -> int:
@@ -213,7 +198,7 @@ class AccountStore(StoreBase):
             raise ValueError("charge amount must be >= 0")
         async with self._write() as conn:
             balance = await debit(conn, account_id, amount)
-            await write_ledger(conn, account_id, -amount, reason, now_ms)
+            await write_ledger(conn, ledger_row(account_id, -amount, reason, now_ms))
         return balance
 
     async def ledger_sum(self, account_id: int) -> int:

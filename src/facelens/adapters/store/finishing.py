@@ -25,7 +25,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from facelens.adapters.store.accounts import credit, ledger_row, write_ledgers
+from facelens.adapters.store.accounts import credit, ledger_row, write_ledger
 from facelens.adapters.store.base import StoreBase
 from facelens.adapters.store.deliveries import (
     INSERT_NEW_DELIVERIES_PG,
@@ -145,14 +145,14 @@ async def _finish_in_steps(
         per_account[row.account_id] = per_account.get(row.account_id, 0) + 1
     for account_id in sorted(per_account):
         await credit(conn, account_id, per_account[account_id])
-    await write_ledgers(
+    await write_ledger(
         conn,
-        [
+        *(
             ledger_row(
                 row.account_id, 1, "refund", now_ms, task_id=row.id, creation_id=row.creation_id
             )
             for row in refunds
-        ],
+        ),
     )
     return {int(row.id) for row in held}
 

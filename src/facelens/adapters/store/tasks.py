@@ -39,7 +39,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
-from facelens.adapters.store.accounts import debit, write_ledger
+from facelens.adapters.store.accounts import debit, ledger_row, write_ledger
 from facelens.adapters.store.base import NOW, StoreBase, claim_statement, for_update
 from facelens.adapters.store.deliveries import insert_delivery_statement, new_delivery
 from facelens.adapters.store.tables import QUEUE_STATUSES
@@ -205,7 +205,7 @@ class TaskStore(StoreBase):
         async with self._write() as conn:
             await debit(conn, account_id, len(rows))
             await write_ledger(
-                conn, account_id, -len(rows), "submit", now_ms, creation_id=creation_id
+                conn, ledger_row(account_id, -len(rows), "submit", now_ms, creation_id=creation_id)
             )
             result = await conn.execute(
                 sa.insert(_tasks).returning(_tasks.c.id, sort_by_parameter_order=True), rows
