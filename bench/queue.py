@@ -21,7 +21,7 @@ SQLite: a temp file):
   the workers run; submit-to-start = started_at - created_at, p50/p99.
 * idle latency: one task at a time, at random moments, to idle workers. On
   PostgreSQL the submission NOTIFYs and each worker process LISTENs, as
-  `open_runtime` wires them (`--no-notify`: polling only, every `--poll` seconds).
+  `bootstrap.open_services` wires them (`--no-notify`: polling only, every `--poll` seconds).
 
 Worker processes are separate OS processes (multiprocessing, spawn), like
 `facelens worker` nodes; in-process wake-ups cannot cross them, exactly as in a
@@ -115,7 +115,7 @@ async def _worker_main(
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
-    store = await open_store(url, pre_ping=False)  # as open_runtime does for workers
+    store = await open_store(url, pre_ping=False)  # as open_services does for workers
     try:
         await store.ping()
         await asyncio.to_thread(go.wait)
@@ -131,7 +131,7 @@ async def _worker_main(
             ),
         )
         parts = [worker.run(stop)]
-        if notify and url.startswith("postgresql"):  # as bootstrap.open_runtime wires it
+        if notify and url.startswith("postgresql"):  # as bootstrap.open_services wires it
             parts.append(NotifyListener(url, {TASKS_CHANNEL: worker.wake}).run(stop))
         await asyncio.gather(*parts)
     finally:

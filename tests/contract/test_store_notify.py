@@ -144,7 +144,7 @@ async def test_the_listener_reconnects_after_losing_its_connection(
 async def test_an_idle_worker_starts_work_submitted_by_another_process(
     database_url: str, store: SqlStore
 ) -> None:
-    """The wiring of open_runtime: a worker polling only every 10 minutes, its LISTEN
+    """The wiring of open_services: a worker polling only every 10 minutes, its LISTEN
     connection, and a submission from another pool (as from an API node)."""
     account = await new_account(store, credits=3)
     observed = ObservedStore(database_url)
