@@ -130,3 +130,20 @@ def test_help_lists_every_command_lazy_ones_by_their_docstring(cli: CliRunner) -
         module, _, function = lazy.target.partition(":")
         doc = getattr(importlib.import_module(module), function).__doc__
         assert doc.splitlines()[0] == lazy.summary
+
+
+@pytest.mark.parametrize(
+    ("flags", "field"),
+    [
+        (["--threshold", "1.5"], "score_threshold"),
+        (["--min-face-size", "0"], "min_face_size"),
+        (["--landmarks", "17"], "landmarks"),
+        (["--attributes", "pose,age"], "attributes"),
+    ],
+)
+def test_detect_flags_follow_the_api_option_rules(
+    cli: CliRunner, tmp_path: Path, flags: list[str], field: str
+) -> None:
+    """Refused before any model loads, naming the option as the API does."""
+    _, stderr = run(cli, "detect", str(tmp_path / "absent.jpg"), *flags, code=2)
+    assert field in stderr, stderr
