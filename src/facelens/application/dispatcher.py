@@ -109,15 +109,13 @@ class Dispatcher:
             error=response.error,
             duration_ms=duration_ms,
         )
+        what = f"task {job.task_id}: callback {int(job.process_status)} attempt {attempts}"
         log.info(
-            "task %d: callback %d attempt %d -> %s%s",
-            job.task_id,
-            int(job.process_status),
-            attempts,
+            "%s -> %s%s",
+            what,
             response.http_status if response.http_status is not None else response.error,
             "" if delivered else (" (gave up)" if retry_at is None else " (will retry)"),
         )
-        what = f"task {job.task_id}: callback {int(job.process_status)} attempt {attempts}"
         try:
             await retry_unavailable(
                 lambda: self._store.record_delivery_attempt(
