@@ -15,7 +15,7 @@ of each face in the photo's ground truth (its identity across frames).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -25,6 +25,10 @@ import av
 import numpy as np
 import numpy.typing as npt
 from PIL import Image
+
+from facelens.core.domain import Face
+from facelens.core.tracking import Tracker
+from facelens.core.tracking_eval import FrameTracks, FrameTruth, TrackingScore, score_tracking
 
 FloatArray = npt.NDArray[np.float64]
 Container = Literal["mp4", "mkv", "webm", "gif", "webp"]
@@ -58,10 +62,11 @@ class ClipFrame:
     height: int
 
     def in_view(self, min_side: float = 0.0) -> npt.NDArray[np.bool_]:
-        """Faces fully inside the frame with both sides >= `min_side` pixels."""
-        x, y, w, h = self.boxes.T if len(self.boxes) else (np.zeros((4, 0)))
+        """Faces fully inside the frame whose longer side is >= `min_side` pixels (the
+        size measure of `min_face_size`)."""
+        x, y, w, h = self.boxes.reshape(-1, 4).T
         inside = (x >= 0) & (y >= 0) & (x + w <= self.width) & (y + h <= self.height)
-        out: npt.NDArray[np.bool_] = inside & (np.minimum(w, h) >= min_side)
+        out: npt.NDArray[np.bool_] = inside & (np.maximum(w, h) >= min_side)
         return out
 
 
@@ -86,8 +91,9 @@ def pan_zoom_path(
     zoom: tuple[float, float] = (1.0, 0.6),
     sweep: tuple[float, float] = (0.0, 1.0),
 ) -> list[View]:
-    """A window sweeping left to right across the photo while zooming in from
-    `zoom[0]` to `zoom[1]` of the largest window that fits (then clamped inside)."""
+    """A window sweeping left to right (and a little down) across the photo while
+    zooming from `zoom[0]` to `zoom[1]` of the largest window that fits; one smooth
+    move, so a face that leaves the view does not come back."""
     pw, ph = photo_size
     largest = min(pw, ph * aspect)
     views: list[View] = []
@@ -98,8 +104,7 @@ def pan_zoom_path(
         height = width / aspect
         along = sweep[0] + (sweep[1] - sweep[0]) * ease
         cx = width / 2 + (pw - width) * along
-        cy = ph / 2 + (ph - height) / 2 * 0.5 * np.sin(2 * np.pi * t)
-        cy = float(np.clip(cy, height / 2, ph - height / 2))
+        cy = height / 2 + (ph - height) * (0.3 + 0.4 * ease)
         views.append(View(float(cx), cy, float(width)))
     return views
 
@@ -214,3 +219,56 @@ def decode_rgb(path: Path) -> list[tuple[int, npt.NDArray[np.uint8]]]:
             ts = 0 if frame.pts is None else round(float(frame.pts * base) * 1000)
             out.append((ts, np.asarray(frame.to_ndarray(format="rgb24"), dtype=np.uint8)))
     return out
+
+
+def sample(timestamps: Sequence[int], interval_ms: int, start_ms: int = 0) -> list[int]:
+    """Indices of the frames a task analyses: for each grid point start, start +
+    interval, ..., the first frame whose timestamp is >= it (0 = every frame)."""
+    if interval_ms <= 0:
+        return [i for i, ts in enumerate(timestamps) if ts >= start_ms]
+    picked: list[int] = []
+    grid = start_ms
+    for i, ts in enumerate(timestamps):
+        if ts >= grid:
+            picked.append(i)
+            grid += interval_ms * (1 + (ts - grid) // interval_ms)
+    return picked
+
+
+def track_clip(
+    clip: Clip,
+    detect: Callable[[npt.NDArray[np.uint8]], Sequence[Face]],
+    interval_ms: int,
+    *,
+    min_side: float = 40.0,
+) -> TrackingScore:
+    """Decode `clip`, detect and track the sampled frames, score against the truth."""
+    decoded = decode_rgb(clip.path)
+    tracker = Tracker(interval_ms)
+    truth: list[FrameTruth] = []
+    results: list[FrameTracks] = []
+    for index in sample([ts for ts, _ in decoded], interval_ms):
+        ts, pixels = decoded[index]
+        faces = detect(pixels)
+        ids = tracker.update(ts, faces)
+        frame = clip.frames[index]
+        truth.append(FrameTruth(frame.boxes, frame.face_ids, frame.in_view(min_side)))
+        boxes = np.array([[f.x, f.y, f.width, f.height] for f in faces], float).reshape(-1, 4)
+        results.append(FrameTracks(boxes, ids))
+    return score_tracking(truth, results)
+
+
+def clip_photos(
+    truth: Sequence[tuple[str, FloatArray]],
+    *,
+    min_side: float = 64.0,
+    faces: tuple[int, int] = (2, 10),
+) -> list[str]:
+    """Keys of photos worth a clip: between `faces` faces whose longer side is at least
+    `min_side` photo pixels (>= 40 px in a 640-wide frame of the whole photo), sorted."""
+    keep = []
+    for key, boxes in truth:
+        sides = np.asarray(boxes, float).reshape(-1, 4)[:, 2:].max(axis=1, initial=0.0)
+        if faces[0] <= int(np.count_nonzero(sides >= min_side)) <= faces[1]:
+            keep.append(key)
+    return sorted(keep)

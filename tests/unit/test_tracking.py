@@ -58,6 +58,16 @@ def test_long_intervals_follow_a_face_that_moves_more_than_its_size() -> None:
     assert ids == [[1]] * 6
 
 
+def test_a_camera_pan_moving_neighbours_by_their_spacing_does_not_swap_them() -> None:
+    """Two faces 60 px apart, still, then the camera jumps 60 px: face b lands exactly
+    where a was. Each box alone says b is a; the shared motion says otherwise."""
+    tracker = Tracker(1000)
+    still = run(tracker, [(i * 1000, [face(100, 200, 50), face(160, 200, 50)]) for i in range(3)])
+    moved = tracker.update(3000, [face(40, 200, 50), face(100, 200, 50)])
+    assert still == [[1, 2]] * 3
+    assert moved == [1, 2]
+
+
 def test_a_face_that_leaves_and_a_new_one_later_gets_a_new_id() -> None:
     tracker = Tracker(40)
     first = run(tracker, [(i * 40, [face(100, 100)]) for i in range(5)])

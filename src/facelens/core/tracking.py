@@ -27,9 +27,11 @@ API (what the video flow and the CLI use):
   (last box moved by the track's own velocity) within the survival window.
 
 Matching per frame: tracks predict their box with a constant-velocity Kalman filter
-on centre and size (time in seconds, so any interval works); faces scoring at least
+on centre and size (time in seconds, so any interval works), all predictions then
+moved by the camera's apparent shift and zoom when that lines more of them up with
+the faces (`tracking_motion.camera_motion`); faces scoring at least
 `high_score` are assigned first by IoU with the predictions, then the rest (low score)
-to the tracks still free at a stricter IoU, then still-unmatched high-score faces by
+to the tracks still free at a stricter IoU, then still-unmatched faces (high first) by
 centre distance relative to the face size (long intervals, fast pans: IoU can be zero
 while the face is plainly the same one). Every face gets an id: an unmatched face
 starts a track. A track not seen for `survival_ms(interval_ms)` is dropped.
@@ -41,22 +43,37 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import numpy.typing as npt
-from scipy.optimize import linear_sum_assignment
 
 from facelens.core.domain import Face, JsonObject
+from facelens.core.tracking_motion import (
+    Box,
+    FloatArray,
+    KalmanBox,
+    assign,
+    camera_motion,
+    iou_matrix,
+    proximity_matrix,
+)
 
-FloatArray = npt.NDArray[np.float64]
-Box = tuple[float, float, float, float]
-"""x1, y1, x2, y2."""
+__all__ = [
+    "Box",
+    "FloatArray",
+    "TrackObservation",
+    "TrackSummary",
+    "Tracker",
+    "assign",
+    "face_box",
+    "iou_matrix",
+    "stitch",
+    "summarise_tracks",
+    "survival_ms",
+]
 
 MIN_SURVIVAL_MS = 1000
 SURVIVAL_FRAMES = 3
 HIGH_SCORE = 0.6
 HIGH_IOU = 0.2
 LOW_IOU = 0.4
-MAX_CENTRE_DISTANCE = 1.5
-"""Centre distance, in units of the track's mean side, for the fallback match."""
 
 
 def survival_ms(interval_ms: int) -> int:
@@ -72,96 +89,10 @@ def face_box(face: Face) -> Box:
     return (face.x, face.y, face.x + face.width, face.y + face.height)
 
 
-def iou_matrix(a: FloatArray, b: FloatArray) -> FloatArray:
-    """IoU between every row of `a` (n, 4) and of `b` (m, 4), boxes as x1 y1 x2 y2."""
-    if len(a) == 0 or len(b) == 0:
-        return np.zeros((len(a), len(b)))
-    x1 = np.maximum(a[:, None, 0], b[None, :, 0])
-    y1 = np.maximum(a[:, None, 1], b[None, :, 1])
-    x2 = np.minimum(a[:, None, 2], b[None, :, 2])
-    y2 = np.minimum(a[:, None, 3], b[None, :, 3])
-    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    union = area_a[:, None] + area_b[None, :] - inter
-    out: FloatArray = np.where(union > 0, inter / np.maximum(union, 1e-9), 0.0)
-    return out
-
-
-def proximity_matrix(tracks: FloatArray, faces: FloatArray) -> FloatArray:
-    """1 - centre distance / (MAX_CENTRE_DISTANCE * track side), 0 when sizes differ 2x."""
-    if len(tracks) == 0 or len(faces) == 0:
-        return np.zeros((len(tracks), len(faces)))
-    tc = (tracks[:, :2] + tracks[:, 2:]) / 2
-    fc = (faces[:, :2] + faces[:, 2:]) / 2
-    tside = np.sqrt(np.prod(tracks[:, 2:] - tracks[:, :2], axis=1).clip(1e-9))
-    fside = np.sqrt(np.prod(faces[:, 2:] - faces[:, :2], axis=1).clip(1e-9))
-    dist = np.linalg.norm(tc[:, None, :] - fc[None, :, :], axis=2)
-    near = 1.0 - dist / (MAX_CENTRE_DISTANCE * tside[:, None])
-    ratio = fside[None, :] / tside[:, None]
-    out: FloatArray = np.where((ratio > 0.5) & (ratio < 2.0), near.clip(0, None), 0.0)
-    return out
-
-
-def assign(similarity: FloatArray, minimum: float) -> list[tuple[int, int]]:
-    """Optimal one-to-one pairs (row, column) with similarity >= `minimum`."""
-    if similarity.size == 0:
-        return []
-    rows, cols = linear_sum_assignment(-similarity)
-    return [
-        (int(r), int(c)) for r, c in zip(rows, cols, strict=True) if similarity[r, c] >= minimum
-    ]
-
-
-class _KalmanBox:
-    """Constant-velocity Kalman filter on (cx, cy, w, h) with time in seconds.
-
-    Noise scales with the box height so small and large faces behave alike (as
-    SORT/ByteTrack's xyah filter); the process noise grows with the elapsed time.
-    """
-
-    POS_NOISE = 0.05
-    VEL_NOISE = 0.5
-    """Per-second std of velocity change, in box heights per second."""
-
-    def __init__(self, box: Box) -> None:
-        x1, y1, x2, y2 = box
-        w, h = max(x2 - x1, 1.0), max(y2 - y1, 1.0)
-        self.mean: FloatArray = np.array([(x1 + x2) / 2, (y1 + y2) / 2, w, h, 0, 0, 0, 0], float)
-        p = self.POS_NOISE * h
-        v = 1.0 * h
-        self.cov: FloatArray = np.diag([p, p, p, p, v, v, v / 4, v / 4]) ** 2
-
-    def predict(self, dt: float) -> None:
-        f = np.eye(8)
-        f[:4, 4:] = np.eye(4) * dt
-        h = max(self.mean[3], 1.0)
-        q_pos = (self.POS_NOISE * h) ** 2 * dt
-        q_vel = (self.VEL_NOISE * h) ** 2 * dt
-        q = np.diag([q_pos] * 4 + [q_vel] * 4)
-        self.mean = f @ self.mean
-        self.mean[2:4] = np.maximum(self.mean[2:4], 1.0)
-        self.cov = f @ self.cov @ f.T + q
-
-    def update(self, box: Box) -> None:
-        x1, y1, x2, y2 = box
-        z = np.array([(x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1])
-        r = np.eye(4) * (self.POS_NOISE * max(z[3], 1.0)) ** 2
-        hm = np.eye(4, 8)
-        s = hm @ self.cov @ hm.T + r
-        gain = self.cov @ hm.T @ np.linalg.inv(s)
-        self.mean = self.mean + gain @ (z - hm @ self.mean)
-        self.cov = (np.eye(8) - gain @ hm) @ self.cov
-
-    def box(self) -> Box:
-        cx, cy, w, h = (float(v) for v in self.mean[:4])
-        return (cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2)
-
-
 @dataclass(slots=True)
 class _Track:
     track_id: int
-    filter: _KalmanBox
+    filter: KalmanBox
     last_ms: int
 
 
@@ -196,6 +127,7 @@ class Tracker:
             track.filter.predict((timestamp_ms - track.last_ms) / 1000.0)
         boxes = np.array([face_box(f) for f in faces], float).reshape(-1, 4)
         predicted = np.array([t.filter.box() for t in self._tracks], float).reshape(-1, 4)
+        predicted = camera_motion(predicted, boxes)
         ids = [0] * len(faces)
         free_tracks = set(range(len(self._tracks)))
         high = [i for i, f in enumerate(faces) if f.score >= self.high_score]
@@ -220,9 +152,10 @@ class Tracker:
         high = match(high, HIGH_IOU)
         low = match(low, LOW_IOU)
         high = match(high, 1e-6, proximity=True)
+        low = match(low, 1e-6, proximity=True)
         for i in sorted(high + low):
             ids[i] = self._next_id
-            self._tracks.append(_Track(self._next_id, _KalmanBox(face_box(faces[i])), timestamp_ms))
+            self._tracks.append(_Track(self._next_id, KalmanBox(face_box(faces[i])), timestamp_ms))
             self._next_id += 1
         return ids
 
