@@ -14,7 +14,10 @@ same half-open ranges, so a frame belongs to exactly one segment.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
 
 VIDEO_ERROR_CODES: tuple[str, ...] = (
     "VIDEO_FORMAT_UNSUPPORTED",
@@ -90,6 +93,23 @@ class VideoInfo:
             "codec": self.codec,
             "frames_analysed": frames_analysed,
         }
+
+
+@dataclass(frozen=True, slots=True)
+class VideoPlan:
+    """The probed video and the times of every frame the sampling picks (whole video)."""
+
+    info: VideoInfo
+    timestamps_ms: list[int]
+
+
+@dataclass(frozen=True, slots=True)
+class VideoFrame:
+    """One decoded frame to analyse: its index in the stream, its time, RGB pixels."""
+
+    index: int
+    timestamp_ms: int
+    pixels: npt.NDArray[np.uint8] = field(repr=False)
 
 
 def select_frames(pts_sorted: Sequence[int], time_base: TimeBase, sampling: Sampling) -> list[int]:

@@ -4,6 +4,7 @@ The worker uses `VideoDecoder` (sandbox.py); everything that touches the file's 
 (formats, demux, webp) runs only in the child (child.py).
 """
 
-from facelens.adapters.video.sandbox import DecodeLimits, VideoDecoder, VideoFrame, VideoPlan
+from facelens.adapters.video.sandbox import DecodeLimits, VideoDecoder, VideoSession
+from facelens.core.video import VideoFrame, VideoPlan
 
-__all__ = ["DecodeLimits", "VideoDecoder", "VideoFrame", "VideoPlan"]
+__all__ = ["DecodeLimits", "VideoDecoder", "VideoFrame", "VideoPlan", "VideoSession"]

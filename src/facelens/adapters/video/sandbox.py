@@ -26,12 +26,11 @@ import os
 import signal
 import sys
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Self
 
 import numpy as np
-import numpy.typing as npt
 
 from facelens.adapters.video.protocol import ProtocolError, read_message
 from facelens.core.errors import (
@@ -42,7 +41,7 @@ from facelens.core.errors import (
     VideoTooLarge,
     VideoTooLong,
 )
-from facelens.core.video import Sampling, VideoInfo
+from facelens.core.video import Sampling, VideoFrame, VideoInfo, VideoPlan
 
 log = logging.getLogger("facelens.video")
 
@@ -69,21 +68,6 @@ class DecodeLimits:
     """CPU-time limit of the child (RLIMIT_CPU): one video or segment."""
     stall_seconds: float = 60.0
     """Longest wait for the child's next message."""
-
-
-@dataclass(frozen=True, slots=True)
-class VideoFrame:
-    index: int
-    timestamp_ms: int
-    pixels: npt.NDArray[np.uint8] = field(repr=False)
-
-
-@dataclass(frozen=True, slots=True)
-class VideoPlan:
-    """The probed video and the times of every frame the sampling picks (whole video)."""
-
-    info: VideoInfo
-    timestamps_ms: list[int]
 
 
 class VideoSession:
