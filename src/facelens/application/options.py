@@ -118,5 +118,13 @@ def read_detect_options(
         error = exc.errors()[0]
         name = ".".join(str(part) for part in error["loc"])
         field = ".".join(part for part in (where, name) if part) or "options"
-        raise InvalidParameter(field, error["msg"]) from None
+        raise InvalidParameter(field, _with_input(error["msg"], error.get("input"))) from None
     return to_detect_options(params, rules, where)
+
+
+def _with_input(message: str, given: Any) -> str:
+    """pydantic's message plus the refused value when it is a short scalar, so a person
+    sees what they typed (`--landmarks 17`) without echoing large or nested input."""
+    if isinstance(given, str | int | float) and len(repr(given)) <= 40:
+        return f"{message} (got {given!r})"
+    return message
