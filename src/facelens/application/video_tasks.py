@@ -1,0 +1,305 @@
+"""Video tasks: download, probe, split into segments, analyse, finish once.
+
+A claimed video task is handled by `run_task` (the worker calls it instead of the image
+pipeline): the video is downloaded to a temporary file and probed in the sandboxed
+decoder; the chosen frames' times are split into segments of `segment_ms`
+(`core.video.plan_segments`); the store records the segments in one transaction, the
+first one held by this worker, and the task itself no longer has a lease: from then on
+its segments carry it. This worker goes on with the first segment with the file and
+the decoder it already has (a short video is one segment: no second download); the
+other segments are claimed by `run_segments` loops in any worker process, each one
+downloading the video and seeking to its segment's start.
+
+Each segment is tracked on its own; its faces with segment-local track ids are stored
+with it. Whoever records the last segment also finishes the task in the same
+transaction: tracks are stitched across the borders, the complete callback inserted
+(once: the task is finished only while running, and deliveries are unique per task
+and status) and the credits not used refunded. A killed worker's segment is claimed
+again when its lease expires and redone from its start; a segment whose attempts run
+out fails the task (VIDEO_DECODE_FAILED), as does any segment's failure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass
+
+from facelens.application.ports import Clock
+from facelens.application.video_ports import (
+    ClaimedSegment,
+    VideoDecoderPort,
+    VideoDownloadsPort,
+    VideoStore,
+)
+from facelens.application.waiting import wait_first
+from facelens.core.detection.quality import face_quality
+from facelens.core.domain import ClaimedTask, DecodedImage, DetectOptions, Face, JsonObject
+from facelens.core.errors import StoreUnavailable, TaskFailure
+from facelens.core.tracking import Tracker, face_box
+from facelens.core.video import Sampling, VideoFrame, VideoInfo, plan_segments
+from facelens.core.video_result import (
+    AnalysedFrame,
+    VideoResult,
+    info_to_json,
+    segment_record,
+    video_failure,
+    video_success,
+)
+
+log = logging.getLogger("facelens.video")
+
+Detect = Callable[[DecodedImage, DetectOptions], Awaitable[list[Face]]]
+
+
+@dataclass(frozen=True, slots=True)
+class VideoConfig:
+    worker_id: str
+    segment_ms: int = 60_000
+    lease_ms: int = 60_000
+    poll_interval_s: float = 0.5
+    max_segment_attempts: int = 3
+    progress_every_s: float = 1.0
+
+
+def render(
+    task: ClaimedTask,
+    info: VideoInfo | None,
+    records: Sequence[JsonObject],
+    failure: tuple[str, str] | None,
+    interval_ms: int,
+    now_ms: int,
+) -> VideoResult:
+    if failure is not None or info is None:
+        code, text = failure or ("INTERNAL_ERROR", "the video was never probed")
+        return video_failure(task, code, text, info, now_ms)
+    return video_success(task, info, records, interval_ms, now_ms)
+
+
+class VideoTasks:
+    def __init__(
+        self,
+        store: VideoStore,
+        downloads: VideoDownloadsPort,
+        decoder: VideoDecoderPort,
+        detect: Detect,
+        clock: Clock,
+        config: VideoConfig,
+    ) -> None:
+        self._store = store
+        self._downloads = downloads
+        self._decoder = decoder
+        self._detect = detect
+        self._clock = clock
+        self._config = config
+        self._wakeup = asyncio.Event()
+
+    def wake(self) -> None:
+        """Segments may be waiting: look now instead of at the next poll."""
+        self._wakeup.set()
+
+    # the task
+
+    async def run_task(self, task: ClaimedTask, sampling: Sampling) -> None:
+        """Analyse a claimed video task (the worker holds it until this returns)."""
+        first: int | None = None
+        try:
+            async with self._downloads.download(task.image_url) as path:
+                session = await self._decoder.open(str(path), sampling)
+                try:
+                    plan = session.plan
+                    assert plan is not None
+                    segments = plan_segments(plan.timestamps_ms, self._config.segment_ms)
+                    if not segments:  # nothing at or after start_ms: a success, free
+                        result = video_success(
+                            task, plan.info, [], sampling.interval_ms, self._now()
+                        )
+                        await self._store.finish_video(task.id, self._worker, result, self._now())
+                        return
+                    first = await self._store.plan_video(
+                        task.id,
+                        self._worker,
+                        info_to_json(plan.info),
+                        segments,
+                        self._config.lease_ms,
+                        self._now(),
+                    )
+                    if first is None:
+                        log.warning("task %d: lost before its segments were planned", task.id)
+                        return
+                    if len(segments) > 1:
+                        self.wake()
+                    log.info(
+                        "task %d: %d frames in %d segments",
+                        task.id,
+                        len(plan.timestamps_ms),
+                        len(segments),
+                    )
+                    async with self._renewing(first):
+                        record = await self._analyse(
+                            first, session.frames(), task.options, sampling, segments[0].end_ms
+                        )
+                finally:
+                    await session.close()
+            await self._finish_segment(first, task, sampling, record, None)
+        except TaskFailure as failure:
+            await self._fail(task, sampling, first, failure.error_code, failure.message)
+        except (asyncio.CancelledError, StoreUnavailable):
+            raise  # the lease expires and the task or segment is redone
+        except Exception:
+            log.exception("task %d: unexpected error in the video flow", task.id)
+            await self._fail(
+                task, sampling, first, "INTERNAL_ERROR", "internal error while analysing the video"
+            )
+
+    async def _fail(
+        self, task: ClaimedTask, sampling: Sampling, first: int | None, code: str, text: str
+    ) -> None:
+        log.info("task %d: video failed %s", task.id, code)
+        if first is not None:
+            await self._finish_segment(first, task, sampling, None, (code, text))
+        else:
+            result = video_failure(task, code, text, None, self._now())
+            await self._store.finish_video(task.id, self._worker, result, self._now())
+
+    # segments claimed from the queue
+
+    async def run_segments(self, stop: asyncio.Event) -> None:
+        """Claim and analyse segments (of any worker's tasks) until `stop`."""
+        while not stop.is_set():
+            self._wakeup.clear()
+            try:
+                segment = await self._store.claim_segment(
+                    self._worker, self._config.lease_ms, self._now()
+                )
+            except StoreUnavailable as exc:
+                log.warning("segments: store unavailable (%s)", exc)
+                segment = None
+            if segment is None:
+                await wait_first(self._config.poll_interval_s, stop, self._wakeup)
+                continue
+            await self._run_segment(segment)
+
+    async def _run_segment(self, segment: ClaimedSegment) -> None:
+        task, sampling = segment.task, segment.sampling
+        log.info("task %d: segment %d claimed (attempt %d)", task.id, segment.seq, segment.attempts)
+        if segment.attempts > self._config.max_segment_attempts:
+            failure = (
+                "VIDEO_DECODE_FAILED",
+                f"a segment of the video failed {segment.attempts - 1} times",
+            )
+            await self._finish_segment(segment.id, task, sampling, None, failure)
+            return
+        try:
+            async with (
+                self._renewing(segment.id),
+                self._downloads.download(task.image_url) as path,
+            ):
+                session = await self._decoder.open(
+                    str(path), sampling, segment.start_ms, segment.end_ms
+                )
+                try:
+                    record = await self._analyse(
+                        segment.id, session.frames(), task.options, sampling, None
+                    )
+                finally:
+                    await session.close()
+        except TaskFailure as failure:
+            await self._finish_segment(
+                segment.id, task, sampling, None, (failure.error_code, failure.message)
+            )
+            return
+        except (asyncio.CancelledError, StoreUnavailable):
+            raise
+        except Exception:
+            log.exception("task %d: unexpected error in segment %d", task.id, segment.seq)
+            failure_text = ("INTERNAL_ERROR", "internal error while analysing the video")
+            await self._finish_segment(segment.id, task, sampling, None, failure_text)
+            return
+        await self._finish_segment(segment.id, task, sampling, record, None)
+
+    # shared steps
+
+    async def _analyse(
+        self,
+        segment_id: int,
+        frames: AsyncIterator[VideoFrame],
+        options: DetectOptions,
+        sampling: Sampling,
+        stop_at_ms: int | None,
+    ) -> JsonObject:
+        """Detect and track the faces of the frames (until `stop_at_ms`, exclusive)."""
+        tracker = Tracker(sampling.interval_ms)
+        analysed: list[AnalysedFrame] = []
+        width = height = 0
+        reported = time.monotonic()
+        async for frame in frames:
+            if stop_at_ms is not None and frame.timestamp_ms >= stop_at_ms:
+                break
+            height, width = frame.pixels.shape[:2]
+            image = DecodedImage(pixels=frame.pixels, width=width, height=height, format="video")
+            faces = await self._detect(image, options)
+            ids = tracker.update(frame.timestamp_ms, faces)
+            sharpness = tuple(face_quality(frame.pixels, face_box(f)).blur for f in faces)
+            analysed.append(
+                AnalysedFrame(frame.index, frame.timestamp_ms, tuple(faces), tuple(ids), sharpness)
+            )
+            if time.monotonic() - reported >= self._config.progress_every_s:
+                reported = time.monotonic()
+                with contextlib.suppress(StoreUnavailable):
+                    await self._store.segment_progress(segment_id, self._worker, len(analysed))
+        return segment_record(analysed, width, height)
+
+    async def _finish_segment(
+        self,
+        segment_id: int,
+        task: ClaimedTask,
+        sampling: Sampling,
+        record: JsonObject | None,
+        failure: tuple[str, str] | None,
+    ) -> None:
+        now = self._now()
+
+        def rendered(
+            held_task: ClaimedTask,
+            info: VideoInfo | None,
+            records: Sequence[JsonObject],
+            fail: tuple[str, str] | None,
+        ) -> VideoResult:
+            return render(held_task, info, records, fail, sampling.interval_ms, now)
+
+        held = await self._store.finish_segment(
+            segment_id, self._worker, record, failure, rendered, now
+        )
+        if not held:
+            log.warning("task %d: segment %d lost before it was recorded", task.id, segment_id)
+
+    @contextlib.asynccontextmanager
+    async def _renewing(self, segment_id: int) -> AsyncIterator[None]:
+        """Keep a held segment's lease fresh while it is analysed."""
+
+        async def renew() -> None:
+            interval = self._config.lease_ms / 3000.0
+            while True:
+                await asyncio.sleep(interval)
+                until = self._now() + self._config.lease_ms
+                with contextlib.suppress(StoreUnavailable):
+                    await self._store.renew_segment(segment_id, self._worker, until)
+
+        renewer = asyncio.create_task(renew(), name=f"segment-{segment_id}-lease")
+        try:
+            yield
+        finally:
+            renewer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await renewer
+
+    @property
+    def _worker(self) -> str:
+        return self._config.worker_id
+
+    def _now(self) -> int:
+        return self._clock.now_ms()
