@@ -11,7 +11,9 @@ task's grid rule), the default detector runs on the sampled frames and
 `core.tracking.Tracker` links them. Scored by `core.tracking_eval.score_tracking`:
 recall of true faces >= 40 px fully in view (IoU >= 0.5), ID consistency (share of a
 true face's matches carrying its most frequent track id, pooled; `worst` = the
-lowest single face), ID switches (a true face's id changing between its matches).
+lowest single face), purity (share of a track's matches on its most frequent true
+face: one id stuck on two faces lowers it), ID switches (a true face's id changing
+between its matches).
 Prints a Markdown table for the README (totals per interval, then per clip with
 --per-clip).
 """
@@ -51,13 +53,14 @@ def total(scores: list[TrackingScore]) -> TrackingScore:
         id_switches=sum(s.id_switches for s in scores),
         worst=min((s.worst for s in scores), default=1.0),
         faces=sum(s.faces for s in scores),
+        pure=sum(s.pure for s in scores),
     )
 
 
 def row(label: str, interval: int, s: TrackingScore) -> str:
     return (
         f"| {label} | {interval} | {s.frames} | {s.faces} | {s.eligible} | {s.recall:.3f} "
-        f"| {s.id_consistency:.3f} | {s.worst:.2f} | {s.id_switches} |"
+        f"| {s.id_consistency:.3f} | {s.worst:.2f} | {s.purity:.3f} | {s.id_switches} |"
     )
 
 
@@ -111,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"# {n + 1}/{args.clips} {key}", file=sys.stderr, flush=True)
     header = (
         "| clips | interval ms | frames | faces | eligible | recall | ID consistency "
-        "| worst face | ID switches |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+        "| worst face | purity | ID switches |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     )
     print(
         f"{len(keys)} clips, {args.seconds:g} s each at 25 fps, {width}x{height}, "

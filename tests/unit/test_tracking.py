@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from facelens.core.domain import Face
@@ -12,6 +13,7 @@ from facelens.core.tracking import (
     summarise_tracks,
     survival_ms,
 )
+from facelens.core.tracking_eval import FrameTracks, FrameTruth, score_tracking
 
 
 def face(cx: float, cy: float, side: float = 60.0, score: float = 0.9) -> Face:
@@ -156,3 +158,18 @@ def test_stitch_does_not_join_beyond_the_survival_window() -> None:
     a = [TrackObservation(1, 0, 0, face(100, 100)), TrackObservation(1, 200, 5, face(100, 100))]
     b = [TrackObservation(1, 200 + survival_ms(200) + 1, 90, face(100, 100))]
     assert stitch([a, b], 200) == [{1: 1}, {1: 2}]
+
+
+def test_scoring_counts_misses_switches_and_shared_ids() -> None:
+    truth_boxes = np.array([[0, 0, 50, 50], [100, 0, 50, 50], [300, 0, 10, 10]], float)
+    truth = FrameTruth(truth_boxes, np.array([0, 1, 2]), np.array([True, True, False]))
+    frames = [truth] * 4
+    both = np.array([[2, 0, 50, 50], [100, 2, 50, 50]], float)
+    good = [FrameTracks(both, [1, 2])] * 4
+    swapped = [FrameTracks(both, [1, 2])] * 3 + [FrameTracks(both, [2, 1])]
+    stuck = [FrameTracks(both[:1], [1]), FrameTracks(both[1:], [1])] * 2
+    assert (score_tracking(frames, good).recall, score_tracking(frames, good).purity) == (1.0, 1.0)
+    s = score_tracking(frames, swapped)
+    assert (s.id_switches, s.id_consistency, s.worst) == (2, 0.75, 0.75)
+    s = score_tracking(frames, stuck)
+    assert (s.recall, s.id_consistency, s.purity) == (0.5, 1.0, 0.5)

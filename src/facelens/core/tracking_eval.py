@@ -12,6 +12,8 @@ as `min_face_size`) count for recall and identity.
   carrying that face's most frequent track id, pooled over faces; `worst` is the
   lowest single face's share (faces matched at least twice).
 * ID switches: times a true face's track id differs from its previous match's.
+* purity: the converse of consistency, so one id stuck on every face cannot pass:
+  for each track id, the share of its matches on its most frequent true face, pooled.
 """
 
 from __future__ import annotations
@@ -55,6 +57,8 @@ class TrackingScore:
     worst: float
     faces: int
     """True faces that were eligible at least once."""
+    pure: int = 0
+    """Matches whose track id's most frequent true face is theirs (see `purity`)."""
 
     @property
     def recall(self) -> float:
@@ -63,6 +67,10 @@ class TrackingScore:
     @property
     def id_consistency(self) -> float:
         return self.consistent / self.matches if self.matches else 1.0
+
+    @property
+    def purity(self) -> float:
+        return self.pure / self.matches if self.matches else 1.0
 
 
 def _corners(xywh: FloatArray) -> FloatArray:
@@ -94,5 +102,12 @@ def score_tracking(
         switches += sum(1 for a, b in pairwise(ids) if a != b)
         if len(ids) >= 2:
             worst = min(worst, top / len(ids))
+    faces_of: dict[int, list[int]] = {}
+    for face, ids in ids_of.items():
+        for track in ids:
+            faces_of.setdefault(track, []).append(face)
+    pure = sum(Counter(f).most_common(1)[0][1] for f in faces_of.values())
     faces = len({int(i) for t in truth for i in t.face_ids[t.eligible]})
-    return TrackingScore(len(truth), eligible, found, matches, consistent, switches, worst, faces)
+    return TrackingScore(
+        len(truth), eligible, found, matches, consistent, switches, worst, faces, pure
+    )
