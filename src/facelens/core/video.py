@@ -15,9 +15,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-import numpy as np
-import numpy.typing as npt
+if TYPE_CHECKING:  # only a type here: the domain (and the admin commands) never load NumPy
+    import numpy as np
+    import numpy.typing as npt
 
 VIDEO_ERROR_CODES: tuple[str, ...] = (
     "VIDEO_FORMAT_UNSUPPORTED",
@@ -110,6 +112,19 @@ class VideoFrame:
     index: int
     timestamp_ms: int
     pixels: npt.NDArray[np.uint8] = field(repr=False)
+
+
+_IMAGE_BRANDS = frozenset(
+    {b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1", b"avif", b"avis"}
+)
+
+
+def looks_like_video(head: bytes) -> bool:
+    """An MP4/MOV (an ISO file whose brand is not a still-image one) or Matroska/WebM
+    file, from its first bytes: what the synchronous endpoint sends to the task API."""
+    if head.startswith(b"\x1a\x45\xdf\xa3"):
+        return True
+    return head[4:8] == b"ftyp" and head[8:12] not in _IMAGE_BRANDS
 
 
 def select_frames(pts_sorted: Sequence[int], time_base: TimeBase, sampling: Sampling) -> list[int]:
