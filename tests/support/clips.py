@@ -89,23 +89,24 @@ def pan_zoom_path(
     count: int,
     *,
     zoom: tuple[float, float] = (1.0, 0.6),
-    sweep: tuple[float, float] = (0.0, 1.0),
 ) -> list[View]:
-    """A window sweeping left to right (and a little down) across the photo while
-    zooming from `zoom[0]` to `zoom[1]` of the largest window that fits; one smooth
-    move, so a face that leaves the view does not come back."""
+    """A window panning left to right across the photo while zooming from `zoom[0]`
+    to `zoom[1]` of the largest window that fits, eased in and out.
+
+    Every edge of the window moves one way only (left and right edges rightwards,
+    top down, bottom up), so a face that leaves the view never comes back: a new
+    track id for it would be right, and the ID measure would count it as a switch.
+    """
     pw, ph = photo_size
     largest = min(pw, ph * aspect)
+    w0, w1 = largest * zoom[0], largest * zoom[1]
     views: list[View] = []
     for i in range(count):
         t = i / max(1, count - 1)
         ease = 0.5 - 0.5 * np.cos(np.pi * t)
-        width = largest * (zoom[0] + (zoom[1] - zoom[0]) * ease)
-        height = width / aspect
-        along = sweep[0] + (sweep[1] - sweep[0]) * ease
-        cx = width / 2 + (pw - width) * along
-        cy = height / 2 + (ph - height) * (0.3 + 0.4 * ease)
-        views.append(View(float(cx), cy, float(width)))
+        left = (pw - w1) * ease
+        right = w0 + (pw - w0) * ease
+        views.append(View(float((left + right) / 2), ph / 2, float(right - left)))
     return views
 
 

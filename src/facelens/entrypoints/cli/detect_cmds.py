@@ -36,7 +36,9 @@ from facelens.application.options import read_detect_options
 from facelens.core.domain import DetectOptions
 from facelens.core.errors import FacelensError, InvalidParameter, ModelError, TaskFailure
 from facelens.core.evaluation import SETTINGS, evaluate_widerface, timing_stats
+from facelens.core.video import Sampling
 from facelens.entrypoints.bootstrap import option_rules
+from facelens.entrypoints.cli.video_cmd import is_video, video_entry
 
 EVAL_THRESHOLD = 0.05
 """Score floor for evaluation: low, so the protocol's threshold sweep sees the whole
@@ -110,7 +112,7 @@ def _draw_path(draw: Path, index: int, count: int) -> Path:
 
 
 def detect(
-    images: Annotated[list[Path], typer.Argument(help="Image files.", show_default=False)],
+    images: Annotated[list[Path], typer.Argument(help="Image or video files.", show_default=False)],
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")] = False,
     draw: Annotated[
         Path | None,
@@ -139,8 +141,17 @@ def detect(
             help="5 named points, 68 (adds landmarks_68, dlib's iBUG layout) or none.",
         ),
     ] = "5",
+    interval_ms: Annotated[
+        int, typer.Option("--interval-ms", min=0, help="Videos: a frame every N ms (0: all).")
+    ] = 1000,
+    max_frames: Annotated[
+        int, typer.Option("--max-frames", min=1, help="Videos: at most N analysed frames.")
+    ] = 3600,
 ) -> None:
     """Detect faces in local image files: a table per image, or JSON with --json.
+
+    A video (MP4/MOV/WebM/MKV, animated GIF/WebP): faces per frame sampled every
+    --interval-ms, with track ids, then the tracks; --draw out.mp4 writes the clip.
 
     --draw writes a copy with each face's box, score, landmarks (68 points too with
     --landmarks 68) and head pose (axes from the nose, yaw/pitch/roll under the box).
@@ -153,6 +164,15 @@ def detect(
     results: list[dict[str, object]] = []
     failures = 0
     for index, path in enumerate(images, start=1):
+        if is_video(path):  # faces per sampled frame, tracked (entrypoints/cli/video_cmd.py)
+            sampling = Sampling(interval_ms=interval_ms, max_frames=max_frames)
+            target = None if draw is None else _draw_path(draw, index, len(images))
+            entry, failed = video_entry(
+                path, detector, options, sampling, target, json_out=json_out, out=out, err=err
+            )
+            results.append(entry)
+            failures += failed
+            continue
         try:
             image = load_image_file(path, decoder, options.min_face_size)
         except (OSError, TaskFailure) as exc:
