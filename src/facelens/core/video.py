@@ -13,9 +13,9 @@ same half-open ranges, so a frame belongs to exactly one segment.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # only a type here: the domain (and the admin commands) never load NumPy
     import numpy as np
@@ -55,6 +55,17 @@ class Sampling:
             "start_ms": self.start_ms,
             "end_ms": self.end_ms,
         }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Sampling:
+        """What `to_json` wrote (other keys, e.g. the probed "info", are ignored)."""
+        end = data.get("end_ms")
+        return cls(
+            interval_ms=int(data.get("interval_ms", 1000)),
+            max_frames=int(data.get("max_frames", 1)),
+            start_ms=int(data.get("start_ms") or 0),
+            end_ms=None if end is None else int(end),
+        )
 
 
 @dataclass(frozen=True, slots=True)
