@@ -10,11 +10,13 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from facelens.core.domain import ClaimedTask, JsonObject
 from facelens.core.video import Sampling, Segment, VideoFrame, VideoInfo, VideoPlan
-from facelens.core.video_result import VideoResult
+
+if TYPE_CHECKING:  # the store imports these ports; it never loads the tracker (NumPy)
+    from facelens.core.video_result import VideoResult
 
 
 class VideoSessionPort(Protocol):
@@ -56,7 +58,7 @@ class ClaimedSegment:
 
 
 Render = Callable[
-    [ClaimedTask, VideoInfo | None, Sequence[JsonObject], tuple[str, str] | None], VideoResult
+    [ClaimedTask, VideoInfo | None, Sequence[JsonObject], tuple[str, str] | None], "VideoResult"
 ]
 """Builds a finished video's result: (task, probed info, the segments' records in
 time order, failure (code, info) or None). Called by the store inside the finishing

@@ -44,7 +44,6 @@ from facelens.core.video import Sampling, VideoFrame, VideoInfo, plan_segments
 from facelens.core.video_result import (
     AnalysedFrame,
     VideoResult,
-    info_to_json,
     segment_record,
     video_failure,
     video_success,
@@ -122,7 +121,7 @@ class VideoTasks:
                     first = await self._store.plan_video(
                         task.id,
                         self._worker,
-                        info_to_json(plan.info),
+                        plan.info.stored(),
                         segments,
                         self._config.lease_ms,
                         self._now(),

@@ -107,6 +107,33 @@ class VideoInfo:
             "frames_analysed": frames_analysed,
         }
 
+    def stored(self) -> dict[str, Any]:
+        """Every field, as kept with the task once probed (`from_stored` reads it)."""
+        return {
+            "container": self.container,
+            "codec": self.codec,
+            "width": self.width,
+            "height": self.height,
+            "duration_ms": self.duration_ms,
+            "fps": self.fps,
+            "frame_count": self.frame_count,
+        }
+
+    @classmethod
+    def from_stored(cls, data: Any) -> VideoInfo | None:
+        """`stored()` back; None when the video was not probed yet."""
+        if not isinstance(data, dict):
+            return None
+        return cls(
+            container=str(data["container"]),
+            codec=str(data["codec"]),
+            width=int(data["width"]),
+            height=int(data["height"]),
+            duration_ms=int(data["duration_ms"]),
+            fps=float(data["fps"]),
+            frame_count=int(data["frame_count"]),
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class VideoPlan:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from facelens.core.callbacks import complete_fields, dump_json, outcome_fields
 from facelens.core.domain import ClaimedTask, Face, JsonObject, TaskOutcome
@@ -165,30 +164,3 @@ def _render(
         error_code=outcome.error_code,
         error_info=outcome.error_info,
     )
-
-
-def info_from_json(data: Any) -> VideoInfo | None:
-    """The probed `VideoInfo` as stored with the task (None when not probed yet)."""
-    if not isinstance(data, dict):
-        return None
-    return VideoInfo(
-        container=str(data["container"]),
-        codec=str(data["codec"]),
-        width=int(data["width"]),
-        height=int(data["height"]),
-        duration_ms=int(data["duration_ms"]),
-        fps=float(data["fps"]),
-        frame_count=int(data["frame_count"]),
-    )
-
-
-def info_to_json(info: VideoInfo) -> JsonObject:
-    return {
-        "container": info.container,
-        "codec": info.codec,
-        "width": info.width,
-        "height": info.height,
-        "duration_ms": info.duration_ms,
-        "fps": info.fps,
-        "frame_count": info.frame_count,
-    }
