@@ -1,7 +1,7 @@
 """Tracking quality on pan-and-zoom clips made from the WIDER FACE dev photos.
 
     .venv/bin/python -P bench/video_tracking.py [DEV_DIR] [--clips N] [--seconds S]
-        [--intervals 40,200,1000] [--size 640x360] [--mode MODE] [--per-clip]
+        [--intervals 40,200,1000] [--size 640x360] [--mode MODE] [--shake F] [--per-clip]
 
 For N photos spread over the dev photos with 2-10 faces of >= 64 px (tests/support/
 clips.py `clip_photos`; clips averaging under 0.5 eligible faces a frame are skipped
@@ -13,8 +13,8 @@ recall of true faces >= 40 px fully in view (IoU >= 0.5), ID consistency (share 
 true face's matches carrying its most frequent track id, pooled; `worst` = the
 lowest single face), purity (share of a track's matches on its most frequent true
 face: one id stuck on two faces lowers it), ID switches (a true face's id changing
-between its matches).
-Prints a Markdown table for the README (totals per interval, then per clip with
+between its matches). `--shake 0.02` adds a hand-held camera's jitter to the pan
+(tests/support/clips.py `pan_zoom_path`). Prints a Markdown table for the README (totals per interval, then per clip with
 --per-clip).
 """
 
@@ -73,6 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", default="640x360")
     parser.add_argument("--mode", default=None)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--shake", type=float, default=0.0)
     parser.add_argument("--per-clip", action="store_true")
     args = parser.parse_args(argv)
     width, height = (int(v) for v in args.size.split("x"))
@@ -101,7 +102,12 @@ def main(argv: list[str] | None = None) -> int:
                 break
             photo, boxes = truth[key]
             clip = make_clip(
-                photo, boxes, Path(tmp) / "clip.mp4", size=(width, height), seconds=args.seconds
+                photo,
+                boxes,
+                Path(tmp) / "clip.mp4",
+                size=(width, height),
+                seconds=args.seconds,
+                shake=args.shake,
             )
             if sum(int(f.in_view(40).sum()) for f in clip.frames) < MIN_ELIGIBLE * len(clip.frames):
                 continue  # a portrait photo: the 16:9 window misses its faces
@@ -118,6 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(
         f"{len(keys)} clips, {args.seconds:g} s each at 25 fps, {width}x{height}, "
+        f"shake {args.shake:g}, "
         f"detector {detector.name}; {time.perf_counter() - started:.0f} s"
     )
     print(header)

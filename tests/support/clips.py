@@ -89,6 +89,8 @@ def pan_zoom_path(
     count: int,
     *,
     zoom: tuple[float, float] = (1.0, 0.6),
+    shake: float = 0.0,
+    seed: int = 0,
 ) -> list[View]:
     """A window panning left to right across the photo while zooming from `zoom[0]`
     to `zoom[1]` of the largest window that fits, eased in and out.
@@ -96,6 +98,8 @@ def pan_zoom_path(
     Every edge of the window moves one way only (left and right edges rightwards,
     top down, bottom up), so a face that leaves the view never comes back: a new
     track id for it would be right, and the ID measure would count it as a switch.
+    `shake` > 0 adds a hand-held camera: a smoothed random jitter of up to about
+    that fraction of the window width, in x and y (then edges do move both ways).
     """
     pw, ph = photo_size
     largest = min(pw, ph * aspect)
@@ -107,6 +111,18 @@ def pan_zoom_path(
         left = (pw - w1) * ease
         right = w0 + (pw - w0) * ease
         views.append(View(float((left + right) / 2), ph / 2, float(right - left)))
+    if shake > 0:
+        rng = np.random.default_rng(seed)
+        kernel = np.hanning(9) / np.hanning(9).sum()
+        walk = [np.convolve(rng.normal(0, 1, count + 8), kernel, "valid") for _ in range(2)]
+        jitter = np.column_stack(walk)[:count] / 0.45  # the smoothing's std is ~0.45
+        out = []
+        for view, (jx, jy) in zip(views, jitter, strict=True):
+            half_w, half_h = view.width / 2, view.width / aspect / 2
+            cx = np.clip(view.cx + jx * shake * view.width, half_w, pw - half_w)
+            cy = np.clip(view.cy + jy * shake * view.width, half_h, ph - half_h)
+            out.append(View(float(cx), float(cy), view.width))
+        views = out
     return views
 
 
@@ -181,6 +197,7 @@ def make_clip(
     seconds: float = 3.0,
     container: Container = "mp4",
     views: Sequence[View] | None = None,
+    shake: float = 0.0,
 ) -> Clip:
     """Render and encode a pan-and-zoom clip over `photo_path` (true `boxes`: x y w h)."""
     rate = Fraction(fps)
@@ -188,7 +205,9 @@ def make_clip(
     with Image.open(photo_path) as img:
         photo = img.convert("RGB")
     aspect = size[0] / size[1]
-    path_views = list(views) if views is not None else pan_zoom_path(photo.size, aspect, count)
+    path_views = (
+        list(views) if views is not None else pan_zoom_path(photo.size, aspect, count, shake=shake)
+    )
     pixels: list[npt.NDArray[np.uint8]] = []
     truth: list[ClipFrame] = []
     for index, view in enumerate(path_views):
