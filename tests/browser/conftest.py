@@ -3,8 +3,9 @@
 dispatcher), a loopback image host serving the dev photos and a loopback webhook
 receiver. Nothing leaves loopback; no browser is ever downloaded.
 
-One server and one browser per session (the expensive parts); each test gets a fresh
-browser context (its own sessionStorage) whose page errors and console errors fail it.
+One server per session and one browser per module (the expensive parts); each test gets
+a fresh browser context (its own sessionStorage) whose page errors and console errors
+fail it.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ CHROMIUM_ARGS = [
 DEV_IMAGES = ROOT / ".." / "shared" / "eval" / "widerface-dev" / "WIDER_val" / "images"
 COUPLE = "19--Couple/19_Couple_Couple_19_106.jpg"
 """A dev photo where the default model finds two clear faces."""
+FACE_IMAGES = ("19--Couple/19_Couple_Couple_19_125.jpg", "19--Couple/19_Couple_Couple_19_139.jpg")
 
 START_WITHIN_S = 90.0
 
@@ -81,6 +83,30 @@ class Facelens:
         body = self.api(method, path, **kwargs)
         assert body["code"] == 100000, body
         return body["data"]
+
+    def submit(self, image_url: str, callback_url: str, callback_params: Any = None) -> str:
+        """Queues one task; its id."""
+        item: dict[str, Any] = {"additional_params": {"target_image_url": image_url}}
+        if callback_params is not None:
+            item["callback_params"] = callback_params
+        data = self.ok(
+            "POST",
+            "/api/aigc/task/submit",
+            json={"aigc_type": "face_detect", "callback_url": callback_url, "task_list": [item]},
+        )
+        return str(data["task_id_list"][0])
+
+    def settled(self, task_id: str) -> dict[str, Any]:
+        """Waits until the task finished and both its callbacks were delivered or gave up."""
+
+        def done() -> dict[str, Any] | None:
+            task: dict[str, Any] = self.ok("GET", f"/api/aigc/task/{task_id}")
+            deliveries = task["deliveries"]
+            finished = task["status"] in ("succeeded", "failed") and len(deliveries) == 2
+            return task if finished and all(d["status"] != "pending" for d in deliveries) else None
+
+        task: dict[str, Any] = wait_until(done, 60, f"task {task_id} to settle", 0.1)
+        return task
 
 
 class ImageHost:
@@ -178,8 +204,11 @@ def facelens(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Facelens]:
             process.wait()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
+    """One chromium per test module. Not per session: while Playwright's sync API is
+    started, its event loop counts as running in this thread, and the asyncio tests of
+    the other directories could not start theirs."""
     if not CHROMIUM.is_file():
         pytest.skip("chromium is not installed at /usr/bin/chromium (apt install chromium)")
     with sync_playwright() as playwright:

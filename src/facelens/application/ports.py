@@ -24,6 +24,7 @@ from facelens.core.domain import (
     TaskView,
     Usage,
 )
+from facelens.core.self_service import DayUsage, Redelivery, TaskFilter
 
 
 class Clock(Protocol):
@@ -101,6 +102,18 @@ class Store(Protocol):
 
     async def get_task(self, account_id: int, task_id: int) -> TaskView | None: ...
     async def get_creation(self, account_id: int, creation_id: str) -> list[TaskView]: ...
+
+    # An account's self-service (the console): pages of tasks, redelivery, usage per day.
+    async def list_tasks(self, account_id: int, which: TaskFilter, limit: int) -> list[TaskView]:
+        """Newest first, at most `limit`."""
+        ...
+
+    async def redeliver(self, account_id: int, task_id: int, now_ms: int) -> Redelivery:
+        """Make a settled complete callback due again (same body, attempts from zero)."""
+        ...
+
+    async def daily_usage(self, account_id: int, since_ms: int) -> list[DayUsage]: ...
+    async def revoke_account_key(self, account_id: int, prefix: str, now_ms: int) -> bool: ...
 
     # the task queue
     async def claim_tasks(

@@ -200,6 +200,8 @@ class DeliveryView:
     last_http_status: int | None
     last_error: str
     history: tuple[DeliveryAttempt, ...] = ()
+    redelivered_at_ms: int | None = None
+    """When the account last asked for this callback again (None: never)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,6 +22,13 @@ from facelens.core.errors import InsufficientCredits, NotFound
 
 _AMOUNT = sa.bindparam("amount", type_=sa.BigInteger)
 
+CHARGED = sa.func.coalesce(sa.func.sum(sa.case((ledger.c.delta < 0, -ledger.c.delta), else_=0)), 0)
+"""Credits debited: every negative ledger entry."""
+REFUNDED = sa.func.coalesce(
+    sa.func.sum(sa.case((ledger.c.reason == "refund", ledger.c.delta), else_=0)), 0
+)
+"""Credits given back for tasks that could not be analysed (reason "refund")."""
+
 _DEBIT = (
     sa.update(accounts)
     .where(accounts.c.id == sa.bindparam("account"), accounts.c.credits >= _AMOUNT)
@@ -159,6 +166,21 @@ class AccountStore(StoreBase):
             )
         return result.rowcount > 0
 
+    async def revoke_account_key(self, account_id: int, prefix: str, now_ms: int) -> bool:
+        """Revoke the account's live key(s) under this prefix; another account's key
+        with the same prefix is untouched. False when there is none."""
+        async with self._write() as conn:
+            result = await conn.execute(
+                sa.update(api_keys)
+                .where(
+                    api_keys.c.account_id == account_id,
+                    api_keys.c.prefix == prefix,
+                    api_keys.c.revoked_at_ms.is_(None),
+                )
+                .values(revoked_at_ms=now_ms)
+            )
+        return result.rowcount > 0
+
     async def list_keys(self, account_id: int) -> list[ApiKeyInfo]:
         async with self._read() as conn:
             rows = (
@@ -216,12 +238,7 @@ class AccountStore(StoreBase):
         """Tasks by status (every status present, zero when none) and, from the ledger,
         credits debited (all negative entries) and refunded (entries with reason
         "refund")."""
-        charged = sa.func.coalesce(
-            sa.func.sum(sa.case((ledger.c.delta < 0, -ledger.c.delta), else_=0)), 0
-        )
-        refunded = sa.func.coalesce(
-            sa.func.sum(sa.case((ledger.c.reason == "refund", ledger.c.delta), else_=0)), 0
-        )
+        charged, refunded = CHARGED, REFUNDED
         async with self._read() as conn:
             counts = (
                 await conn.execute(

@@ -38,6 +38,7 @@ import sqlalchemy as sa
 from facelens.adapters.store.base import NOW, StoreBase, claim_statement, insert_ignore
 from facelens.adapters.store.tables import accounts, deliveries, delivery_attempts, tasks
 from facelens.core.domain import DeliveryAttempt, DeliveryJob, DeliveryStatus, ProcessStatus
+from facelens.core.self_service import Redelivery
 
 _PENDING = DeliveryStatus.PENDING.value
 
@@ -162,8 +163,56 @@ _RECORD = (
 _INSERT_ATTEMPT = sa.insert(delivery_attempts)
 
 
+_REDELIVER = (
+    sa.update(deliveries)
+    .where(
+        deliveries.c.task_id == sa.bindparam("task", type_=sa.BigInteger),
+        deliveries.c.process_status == int(ProcessStatus.COMPLETED),
+        deliveries.c.status != _PENDING,
+    )
+    .values(
+        status=_PENDING,
+        attempts=0,
+        next_attempt_at=sa.bindparam("now", type_=sa.BigInteger),
+        lease_until=None,
+        dispatcher_id=None,
+        last_http_status=None,
+        last_error="",
+        redelivered_at_ms=sa.bindparam("now", type_=sa.BigInteger),
+    )
+    .returning(deliveries.c.id)
+)
+"""A settled complete callback made due again, as a fresh delivery of the same body.
+Only a settled row matches: no dispatcher holds it, and one pending per task at most."""
+
+
 class DeliveryStore(StoreBase):
     """The outbox part of the `Store` protocol."""
+
+    async def redeliver(self, account_id: int, task_id: int, now_ms: int) -> Redelivery:
+        """Schedule the task's complete callback again (see `_REDELIVER`); the reason
+        when it cannot be."""
+        async with self._write() as conn:
+            owned = (
+                await conn.execute(
+                    sa.select(tasks.c.id).where(
+                        tasks.c.id == task_id, tasks.c.account_id == account_id
+                    )
+                )
+            ).first()
+            if owned is None:
+                return Redelivery.NOT_FOUND
+            if (await conn.execute(_REDELIVER, {"task": task_id, "now": now_ms})).first():
+                return Redelivery.SCHEDULED
+            complete = (
+                await conn.execute(
+                    sa.select(deliveries.c.id).where(
+                        deliveries.c.task_id == task_id,
+                        deliveries.c.process_status == int(ProcessStatus.COMPLETED),
+                    )
+                )
+            ).first()
+        return Redelivery.NOT_FINISHED if complete is None else Redelivery.PENDING
 
     async def claim_deliveries(
         self, dispatcher_id: str, limit: int, lease_ms: int, now_ms: int

@@ -103,6 +103,8 @@ tasks = sa.Table(
     ),
     sa.Index("ix_tasks_account_id_creation_id", "account_id", "creation_id"),
     sa.Index("ix_tasks_account_id_status", "account_id", "status"),
+    # An account's tasks newest first (the console's task list, keyset by id).
+    sa.Index("ix_tasks_account_id_id", "account_id", "id"),
 )
 
 deliveries = sa.Table(
@@ -121,6 +123,8 @@ deliveries = sa.Table(
     sa.Column("last_http_status", sa.Integer, nullable=True),
     sa.Column("last_error", sa.Text, nullable=False),
     sa.Column("created_at_ms", Millis, nullable=False),
+    # When the account last asked for this callback again (migration 0003).
+    sa.Column("redelivered_at_ms", Millis, nullable=True),
     # One start and one complete callback per task, whoever tries to insert it twice.
     sa.UniqueConstraint("task_id", "process_status"),
     sa.Index("ix_deliveries_status_next_attempt_at", "status", "next_attempt_at"),

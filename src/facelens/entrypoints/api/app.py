@@ -15,6 +15,7 @@ from facelens.entrypoints.api import (
     routes_account,
     routes_detect,
     routes_probes,
+    routes_self_service,
     routes_tasks,
 )
 from facelens.entrypoints.api.body_limits import body_limits
@@ -33,6 +34,7 @@ ROUTERS = (
     routes_account.router,
     routes_probes.router,
     console.router,
+    routes_self_service.router,
 )
 
 

@@ -20,6 +20,7 @@ def delivery_json(view: DeliveryView) -> JsonObject:
         "next_attempt_time": view.next_attempt_at_ms,
         "last_http_status": view.last_http_status,
         "last_error": view.last_error,
+        "redelivered_at": view.redelivered_at_ms,
         "history": [
             {
                 "time": attempt.attempted_at_ms,

@@ -3,6 +3,7 @@ import { call, session, whenDenied } from './api.js';
 import { clear, el, errorBox, field, showError } from './dom.js';
 import { renderTry } from './try.js';
 import { renderAccount } from './account.js';
+import { renderTaskDetail, renderTaskList } from './tasks.js';
 
 const view = document.getElementById('view');
 const nav = document.getElementById('nav');
@@ -11,14 +12,16 @@ const signOutButton = document.getElementById('sign-out');
 
 const PAGES = [
   { path: '/try', label: 'Try it', render: renderTry },
+  { path: '/tasks', label: 'Tasks', render: renderTaskList },
   { path: '/account', label: 'Account', render: renderAccount },
 ];
-const extraRoutes = [];
+const DETAIL = { path: '/tasks', render: renderTaskDetail };
 
-/** Later pages (tasks) register themselves here: {path, label, render, match}. */
-export function addPage(page) {
-  if (page.label) PAGES.splice(PAGES.length - 1, 0, page);
-  else extraRoutes.push(page);
+/** The page for a hash path: '/tasks?status=failed' is the list, '/tasks/12' a task. */
+function pageFor(path) {
+  const route = path.split('?')[0];
+  if (/^\/tasks\/[^/]+$/.test(route)) return DETAIL;
+  return PAGES.find((page) => page.path === route) || PAGES[0];
 }
 
 /** Shown in the header after every call that may change the balance. */
@@ -106,10 +109,8 @@ function route() {
     return;
   }
   const path = location.hash.replace(/^#/, '') || '/try';
-  const page = PAGES.find((p) => p.path === path)
-    || extraRoutes.find((p) => p.match && p.match(path))
-    || PAGES[0];
-  renderNav(page.navPath || page.path);
+  const page = pageFor(path);
+  renderNav(page.path);
   clear(view);
   page.render(view, app, path);
   refreshCredits();

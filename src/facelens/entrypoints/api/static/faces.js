@@ -12,7 +12,7 @@ function detailRows(face) {
     ['Box', `x ${face.x}, y ${face.y}, ${face.width} × ${face.height} px`],
   ];
   for (const [name, point] of Object.entries(face.landmarks || {})) {
-    if (Array.isArray(point)) rows.push([name.replace('_', ' '), `${round(point[0])}, ${round(point[1])}`]);
+    if (Array.isArray(point)) rows.push([name.replace('_', ' ').replace(/^./, (c) => c.toUpperCase()), `${round(point[0])}, ${round(point[1])}`]);
   }
   if (Array.isArray(face.landmarks_68)) rows.push(['68 landmarks', `${face.landmarks_68.length} points`]);
   if (face.pose) {
@@ -30,11 +30,11 @@ function detailRows(face) {
 }
 
 /** A copy-to-clipboard button for `text()`, with a fallback that selects `pre`. */
-export function copyButton(text, pre, status) {
+export function copyButton(text, pre, status, label = 'Copy') {
   return el('button', {
     type: 'button',
     class: 'quiet',
-    text: 'Copy JSON',
+    text: label,
     onclick: async () => {
       try {
         await navigator.clipboard.writeText(text());
@@ -56,7 +56,7 @@ export function rawJson(value, title = 'Raw JSON') {
   const pre = el('pre', { class: 'json', tabindex: '0', 'aria-label': title, text });
   const status = el('span', { class: 'muted', 'aria-live': 'polite' });
   return el('section', { class: 'raw' },
-    el('div', { class: 'row' }, el('h3', { text: title }), copyButton(() => text, pre, status), status),
+    el('div', { class: 'row' }, el('h3', { text: title }), copyButton(() => text, pre, status, 'Copy JSON'), status),
     pre);
 }
 
@@ -115,7 +115,12 @@ export async function renderFaces(container, imageSrc, result, { raw = result } 
     });
     stage.append(drawing.canvas);
   } else {
-    stage.append(el('p', { class: 'notice', text: 'The browser cannot load this image; the faces are listed on the right.' }));
+    stage.append(
+      el('p', { class: 'notice', text: 'The browser cannot load this image; its faces are listed instead.' }),
+      el('table', { class: 'boxes' },
+        el('thead', {}, el('tr', {}, ['Face', 'Score', 'x', 'y', 'Width', 'Height'].map((h) => el('th', { scope: 'col', text: h })))),
+        el('tbody', {}, faces.map((f, i) => el('tr', {},
+          [`${i + 1}`, round(f.score, 3), f.x, f.y, f.width, f.height].map((v) => el('td', { text: String(v) })))))));
   }
   return { select, faces };
 }

@@ -1,0 +1,130 @@
+"""The console's Tasks and Account pages in chromium: tasks submitted through the API,
+their callbacks, Redeliver, hostile callback_params, keys and the webhook secret."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.browser.conftest import COUPLE, FACE_IMAGES, Console, ImageHost
+from tests.browser.test_console import assert_tab_reaches_every_control
+from tests.support.servers import HttpServer
+
+pytestmark = pytest.mark.slow
+
+HOSTILE = "<img src=x onerror=\"document.title='pwned';window.__xss=1\">"
+
+
+def test_a_task_appears_under_tasks_with_its_callbacks_and_redeliver_resends(
+    console: Console, images: ImageHost, receiver: HttpServer
+) -> None:
+    facelens = console.facelens
+    others = [
+        facelens.submit(images.url(FACE_IMAGES[0]), receiver.url("/cb"), {"order": 15}),
+        facelens.submit(images.url("19--Couple/missing.jpg"), receiver.url("/cb"), {"order": 16}),
+    ]
+    task_id = facelens.submit(images.url(COUPLE), receiver.url("/cb"), {"order": 17})
+    for other in others:
+        facelens.settled(other)
+    task = facelens.settled(task_id)
+    complete = [r for r in receiver.requests if r.headers["webhook-id"] == f"msg_{task_id}_2"]
+    assert len(complete) == 1
+
+    console.sign_in()
+    page = console.page
+    page.get_by_role("link", name="Tasks", exact=True).click()
+    row = page.locator(f"tr[data-task='{task_id}']")
+    row.wait_for()
+    assert "succeeded" in row.inner_text() and '{"order":17}' in row.inner_text()
+    console.screenshot("console-tasks.png")
+
+    row.get_by_role("link", name=task_id).click()
+    page.get_by_role("heading", name=f"Task {task_id}").wait_for()
+    for process_status in (1, 2):
+        timeline = page.locator(f"[data-delivery='{process_status}']")
+        timeline.wait_for()
+        assert "delivered" in timeline.inner_text() and "HTTP 200" in timeline.inner_text()
+    page.locator("canvas").wait_for()  # the result drawn on the image (loopback http URL)
+    assert page.locator("[data-face]").count() == len(task["result_list"])
+
+    before = len(receiver.requests)
+    page.get_by_role("button", name="Redeliver").click()
+    page.get_by_text(f"webhook-id msg_{task_id}_2").wait_for()
+    again = receiver.wait_for_requests(before + 1, timeout=20)[before]
+    assert again.headers["webhook-id"] == f"msg_{task_id}_2"
+    assert again.body == complete[0].body
+    # The detail refreshes: the redelivery and its attempt join the timeline.
+    timeline = page.locator("[data-delivery='2']")
+    page.get_by_text("redelivery requested").wait_for()
+    page.wait_for_function(
+        "() => document.querySelectorAll(\"[data-delivery='2'] li.good\").length === 2"
+    )
+    assert "delivered" in timeline.inner_text()
+    console.screenshot("console-task.png")
+    assert_tab_reaches_every_control(console)
+
+
+def test_hostile_callback_params_are_shown_as_text(
+    console: Console, images: ImageHost, receiver: HttpServer
+) -> None:
+    facelens = console.facelens
+    params = {"note": HOSTILE, "<script>window.__xss=2</script>": "<b>bold</b>"}
+    task_id = facelens.submit(images.url(COUPLE), receiver.url("/cb"), params)
+    facelens.settled(task_id)
+
+    console.sign_in()
+    page = console.page
+    console.open("#/tasks")
+    row = page.locator(f"tr[data-task='{task_id}']")
+    row.wait_for()
+    assert "<img src=x" in row.inner_text()
+    row.get_by_role("link", name=task_id).click()
+    context = page.locator("pre.context")
+    context.wait_for()
+    assert HOSTILE.replace('"', '\\"') in context.inner_text()
+    assert "<script>window.__xss=2</script>" in context.inner_text()
+    assert page.locator("img[src='x'], script:not([src]), b").count() == 0
+    assert page.evaluate("window.__xss") is None
+    assert page.title() == "facelens console"
+
+
+def test_account_usage_secret_and_keys(console: Console) -> None:
+    facelens = console.facelens
+    secret = facelens.ok("GET", "/api/account/webhook-secret")["webhook_secret"]
+    console.sign_in()
+    page = console.page
+    page.get_by_role("link", name="Account").click()
+    page.locator(".balance").wait_for()
+    page.locator("svg.chart").wait_for()
+    page.locator("table.keys").wait_for()
+    console.screenshot("console-account.png")
+    assert page.get_by_text(secret).count() == 0  # revealed on request only
+    page.get_by_role("button", name="Reveal secret").click()
+    page.get_by_text(secret).wait_for()
+
+    keys = page.locator("table.keys tbody tr")
+    keys.first.wait_for()
+    count = keys.count()
+    page.get_by_role("button", name="Create key").click()
+    shown = page.locator("[role=status] code.secret")
+    shown.wait_for()
+    new_key = shown.inner_text()
+    assert (
+        facelens.api("GET", "/api/account", headers={"Authorization": f"Bearer {new_key}"})["code"]
+        == 100000
+    )
+    page.wait_for_function(
+        f"() => document.querySelectorAll('table.keys tbody tr').length === {count + 1}"
+    )
+    assert_tab_reaches_every_control(console)
+
+    # Revoke the new key (two clicks: the first asks for confirmation).
+    revoke = page.locator(f"button[data-prefix='{new_key[:11]}']")
+    revoke.click()
+    revoke.click()
+    page.wait_for_function(
+        f"() => !document.querySelector(\"button[data-prefix='{new_key[:11]}']\")"
+    )
+    assert (
+        facelens.api("GET", "/api/account", headers={"Authorization": f"Bearer {new_key}"})["code"]
+        == 100030
+    )
