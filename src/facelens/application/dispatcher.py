@@ -14,11 +14,14 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from facelens.application.logcontext import log_context
 from facelens.application.ports import CallbackSender, Clock, Store
+from facelens.application.telemetry import NO_TELEMETRY, Telemetry
 from facelens.application.waiting import retry_unavailable, wait_first
 from facelens.core.callbacks import webhook_id
 from facelens.core.domain import DeliveryAttempt, DeliveryJob
 from facelens.core.errors import StoreUnavailable
+from facelens.core.redact import loggable_url
 from facelens.core.retry import (
     DEFAULT_SCHEDULE_S,
     STORE_RETRY_DELAYS_S,
@@ -44,8 +47,14 @@ class DispatcherConfig:
 
 class Dispatcher:
     def __init__(
-        self, store: Store, sender: CallbackSender, clock: Clock, config: DispatcherConfig
+        self,
+        store: Store,
+        sender: CallbackSender,
+        clock: Clock,
+        config: DispatcherConfig,
+        telemetry: Telemetry = NO_TELEMETRY,
     ) -> None:
+        self._telemetry = telemetry
         self._store = store
         self._sender = sender
         self._clock = clock
@@ -93,6 +102,10 @@ class Dispatcher:
         )
 
     async def _deliver(self, job: DeliveryJob) -> None:
+        with log_context(task_id=job.task_id):
+            await self._send(job)
+
+    async def _send(self, job: DeliveryJob) -> None:
         body = job.body.encode("utf-8")
         msg_id = webhook_id(job.task_id, job.process_status)
         headers = webhook_headers(job.webhook_secret, msg_id, self._clock.now_ms() // 1000, body)
@@ -109,10 +122,16 @@ class Dispatcher:
             error=response.error,
             duration_ms=duration_ms,
         )
+        self._telemetry.callback(
+            int(job.process_status),
+            "delivered" if delivered else ("failed" if retry_at is None else "retried"),
+            duration_ms / 1000,
+        )
         what = f"task {job.task_id}: callback {int(job.process_status)} attempt {attempts}"
         log.info(
-            "%s -> %s%s",
+            "%s to %s -> %s%s",
             what,
+            loggable_url(job.callback_url),
             response.http_status if response.http_status is not None else response.error,
             "" if delivered else (" (gave up)" if retry_at is None else " (will retry)"),
         )

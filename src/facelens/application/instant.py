@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from facelens.application.pipeline import Analysis, ImagePipeline, outcome_of
 from facelens.application.ports import Clock, Store
+from facelens.application.telemetry import NO_TELEMETRY, Telemetry
 from facelens.core.domain import Account, DetectOptions, TaskOutcome
 
 log = logging.getLogger("facelens.instant")
@@ -26,6 +27,7 @@ class InstantDetection:
     clock: Clock
     pipeline: ImagePipeline
     refund_failed: bool = True
+    telemetry: Telemetry = NO_TELEMETRY
 
     async def from_url(self, account: Account, url: str, options: DetectOptions) -> TaskOutcome:
         return await self._charged(account, lambda: self.pipeline.from_url(url, options))
@@ -39,10 +41,12 @@ class InstantDetection:
 
     async def _charged(self, account: Account, work: _Work) -> TaskOutcome:
         await self.store.charge(account.id, 1, "detect", self.clock.now_ms())
+        self.telemetry.credits("charged", 1)
         started = time.perf_counter()
         outcome = await outcome_of(work, self.clock, f"account {account.id} detect")
         if not outcome.succeeded and self.refund_failed:
             await self.store.add_credits(account.id, 1, "refund", self.clock.now_ms())
+            self.telemetry.credits("refunded", 1)
         log.debug(
             "account %d: detect took %.1f ms", account.id, (time.perf_counter() - started) * 1e3
         )

@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from facelens.application.ports import Clock, Detector, ImageDecoder, ImageFetcher
+from facelens.application.stage_timer import StageTimer
 from facelens.core.domain import DecodedImage, DetectOptions, Face, TaskOutcome
 from facelens.core.errors import TaskFailure
 
@@ -43,16 +44,31 @@ class ImagePipeline:
     def detector_name(self) -> str:
         return self._detector.name
 
-    async def from_url(self, url: str, options: DetectOptions) -> Analysis:
-        fetched = await self._fetcher.fetch(url)
-        return await self.from_bytes(fetched.data, fetched.content_type, options)
+    async def from_url(
+        self, url: str, options: DetectOptions, timer: StageTimer | None = None
+    ) -> Analysis:
+        timer = timer or StageTimer()
+        with timer.measure("fetch"):
+            fetched = await self._fetcher.fetch(url)
+        return await self.from_bytes(fetched.data, fetched.content_type, options, timer)
 
-    async def from_bytes(self, data: bytes, content_type: str, options: DetectOptions) -> Analysis:
-        image: DecodedImage = await asyncio.to_thread(
-            self._decoder.decode, data, content_type, options.min_face_size
-        )
+    async def from_bytes(
+        self,
+        data: bytes,
+        content_type: str,
+        options: DetectOptions,
+        timer: StageTimer | None = None,
+    ) -> Analysis:
+        """`timer` measures decode and detect (detect without the wait for a free
+        inference slot: that wait is queueing, not detection)."""
+        timer = timer or StageTimer()
+        with timer.measure("decode"):
+            image: DecodedImage = await asyncio.to_thread(
+                self._decoder.decode, data, content_type, options.min_face_size
+            )
         async with self._inference:
-            faces = await asyncio.to_thread(self._detector.detect, image, options)
+            with timer.measure("detect"):
+                faces = await asyncio.to_thread(self._detector.detect, image, options)
         return Analysis(faces=faces, width=image.width, height=image.height)
 
 

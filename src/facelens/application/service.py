@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from facelens.application.intake import IntakeRules, RawTask
 from facelens.application.keys import hash_key
 from facelens.application.ports import Clock, Store
+from facelens.application.telemetry import NO_TELEMETRY, Telemetry
 from facelens.core.domain import Account, TaskView, Usage
 from facelens.core.errors import InvalidKey, InvalidParameter
 
@@ -35,6 +36,7 @@ class TaskService:
     rules: IntakeRules
     on_submitted: Callable[[], None] = field(default=lambda: None)
     """Wakes an in-process worker at once instead of waiting for its next poll."""
+    telemetry: Telemetry = field(default=NO_TELEMETRY)
 
     async def authenticate(self, key: str | None) -> Account:
         if not key:
@@ -64,6 +66,8 @@ class TaskService:
             account.id, creation_id, callback_url, tasks, self.clock.now_ms()
         )
         self.on_submitted()
+        self.telemetry.tasks_submitted(len(ids))
+        self.telemetry.credits("charged", len(ids))
         return SubmitResult(creation_id=creation_id, task_ids=ids, credits_consumed=len(ids))
 
     async def get_task(self, account: Account, task_id: int) -> TaskView | None:

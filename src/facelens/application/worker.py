@@ -33,18 +33,24 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import dataclasses
 import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from facelens.application.finisher import Finisher, Recorded
+from facelens.application.logcontext import log_context
 from facelens.application.pipeline import ImagePipeline, outcome_of
 from facelens.application.ports import Clock, Store, TaskFinish
+from facelens.application.stage_timer import StageTimer
+from facelens.application.task_telemetry import TaskTelemetry
+from facelens.application.telemetry import NO_TELEMETRY, Telemetry
 from facelens.application.waiting import wait_first
 from facelens.core.callbacks import complete_body, start_body
 from facelens.core.domain import ClaimedTask, TaskOutcome
 from facelens.core.errors import StoreUnavailable
+from facelens.core.redact import loggable_url
 from facelens.core.retry import Backoff
 
 log = logging.getLogger("facelens.worker")
@@ -74,8 +80,11 @@ class Worker:
         clock: Clock,
         config: WorkerConfig,
         on_finished: Callable[[], None] = lambda: None,
+        telemetry: Telemetry = NO_TELEMETRY,
     ) -> None:
         self._store = store
+        self.reports = TaskTelemetry(telemetry)
+        """Metrics of this worker's tasks; `reports.tasks_done` feeds the heartbeat."""
         self._pipeline = pipeline
         self._clock = clock
         self._config = config
@@ -157,8 +166,15 @@ class Worker:
         )
         if tasks:
             self._on_finished()  # start deliveries were written: wake the dispatcher
+        self.reports.claimed(tasks)
         for task in tasks:
-            log.info("task %d: claimed (attempt %d)", task.id, task.attempts)
+            with log_context(task_id=task.id, account_id=task.account_id):
+                log.info(
+                    "task %d: claimed (attempt %d) %s",
+                    task.id,
+                    task.attempts,
+                    loggable_url(task.image_url),  # a signed URL's token stays out of logs
+                )
             self._held.add(task.id)
             self._buffer.append(task)
         self._start_buffered()
@@ -173,17 +189,24 @@ class Worker:
             job = asyncio.create_task(self._process(task), name=f"task-{task.id}")
             self._inflight[task.id] = job
             job.add_done_callback(self._forget)
+            self.reports.busy(len(self._inflight))
 
     def _forget(self, job: asyncio.Task[None]) -> None:
         for task_id, candidate in list(self._inflight.items()):
             if candidate is job:
                 del self._inflight[task_id]
+        self.reports.busy(len(self._inflight))
         self._start_buffered()
         self._room.set()
 
     async def _process(self, task: ClaimedTask) -> None:
+        with log_context(task_id=task.id, account_id=task.account_id):
+            await self._process_in_context(task)
+
+    async def _process_in_context(self, task: ClaimedTask) -> None:
         started = time.monotonic()
-        outcome = await self._analyse(task)
+        timer = StageTimer(self.reports.telemetry)
+        outcome = dataclasses.replace(await self._analyse(task, timer), stages=timer.times())
         took = time.monotonic() - started
         average = self._analysis_s
         self._analysis_s = took if average is None else 0.8 * average + 0.2 * took
@@ -197,6 +220,7 @@ class Worker:
         for result in results:
             finish = result.finish
             self._held.discard(finish.task_id)
+            self.reports.recorded(finish, result.held)
             outcome = finish.outcome
             if result.held is None:
                 log.warning(
@@ -218,9 +242,9 @@ class Worker:
         if any(result.held for result in results):
             self._on_finished()  # complete deliveries were written: wake the dispatcher
 
-    async def _analyse(self, task: ClaimedTask) -> TaskOutcome:
+    async def _analyse(self, task: ClaimedTask, timer: StageTimer) -> TaskOutcome:
         return await outcome_of(
-            lambda: self._pipeline.from_url(task.image_url, task.options),
+            lambda: self._pipeline.from_url(task.image_url, task.options, timer),
             self._clock,
             f"task {task.id}",
         )
@@ -260,4 +284,5 @@ class Worker:
         with contextlib.suppress(StoreUnavailable):
             released = await self._store.release_tasks(self._config.worker_id, unfinished)
             self._held.difference_update(unfinished)
+            self.reports.released(unfinished)
             log.info("worker %s: released %d unfinished tasks", self._config.worker_id, released)

@@ -11,6 +11,8 @@ import enum
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any, Literal
 
+from facelens.core.timings import NOT_MEASURED, StageTimes, timings_json
+
 if TYPE_CHECKING:  # only a type here: the admin commands never load NumPy
     import numpy as np
     import numpy.typing as npt
@@ -147,6 +149,8 @@ class ClaimedTask:
     options: DetectOptions
     attempts: int
     started_at_ms: int
+    created_at_ms: int | None = None
+    """When it was submitted (for the queue-wait and total-time metrics)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,6 +165,8 @@ class TaskOutcome:
     error_code: str = ""
     error_info: str = ""
     ended_at_ms: int = 0
+    stages: StageTimes = NOT_MEASURED
+    """How long fetching, decoding and detecting took (stored, shown as `timings`)."""
 
     @property
     def succeeded(self) -> bool:
@@ -220,6 +226,13 @@ class TaskView:
     result: JsonObject | None
     """The stored outcome: result_code, error_code, error_info, result_list, image."""
     deliveries: tuple[DeliveryView, ...] = ()
+    stages: StageTimes = NOT_MEASURED
+    """Stage timings stored with the outcome."""
+
+    @property
+    def timings(self) -> dict[str, int | None]:
+        """queued_ms, fetch_ms, decode_ms, detect_ms, total_ms (null: did not run)."""
+        return timings_json(self.created_at_ms, self.started_at_ms, self.ended_at_ms, self.stages)
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,12 +14,15 @@ import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
+from facelens import __version__
 from facelens.adapters.detection.attributes import ATTRIBUTE_NAMES, landmark_choices
+from facelens.adapters.detection.backends import resolve_backend
 from facelens.adapters.detection.factory import build_detector
 from facelens.adapters.detection.modes import MODES
 from facelens.adapters.detection.weights import DEFAULT_MODEL
 from facelens.adapters.http import SafeHttp
 from facelens.adapters.images import PillowDecoder
+from facelens.adapters.metrics import Metrics, ProcessInfo
 from facelens.adapters.store.engine import is_postgres
 from facelens.adapters.store.pg_notify import NotifyListener
 from facelens.adapters.store.sql_store import SqlStore, open_store
@@ -27,12 +30,14 @@ from facelens.adapters.store.tasks import TASKS_CHANNEL
 from facelens.application.accounts import AccountAdmin
 from facelens.application.clock import SystemClock
 from facelens.application.dispatcher import Dispatcher, DispatcherConfig
+from facelens.application.heartbeat import Heartbeat, Identity
 from facelens.application.instant import InstantDetection
 from facelens.application.intake import IntakeRules
 from facelens.application.options import OptionRules
 from facelens.application.pipeline import ImagePipeline
 from facelens.application.ports import Clock, Detector, Store
 from facelens.application.service import TaskService
+from facelens.application.telemetry import OpsStore
 from facelens.application.worker import Worker, WorkerConfig
 from facelens.core.netpolicy import AddressPolicy, validate_url
 from facelens.entrypoints.config import Settings
@@ -56,6 +61,12 @@ class Services:
     dispatcher: Dispatcher | None
     listener: NotifyListener | None = None
     """PostgreSQL: wakes the worker when any process submits (LISTEN facelens_tasks)."""
+    metrics: Metrics | None = None
+    """This process's Prometheus metrics (its own registry); see adapters/metrics.py."""
+    heartbeat: Heartbeat | None = None
+    """Records this process's worker in the database while it runs."""
+    ops: OpsStore | None = None
+    """The store's operations side (queue gauges, worker heartbeats)."""
 
     async def run_background(self, stop: asyncio.Event) -> None:
         """Run the worker and the dispatcher until `stop` is set (graceful). The
@@ -75,6 +86,8 @@ class Services:
             loops.append(self.dispatcher.run(drained))
         if self.listener is not None:
             loops.append(self.listener.run(stop))
+        if self.heartbeat is not None:
+            loops.append(self.heartbeat.run(stop))
         await asyncio.gather(*loops)
 
 
@@ -89,6 +102,21 @@ def option_rules() -> OptionRules:
     return OptionRules(
         landmark_modes=landmark_choices(), attributes=ATTRIBUTE_NAMES, modes=frozenset(MODES)
     )
+
+
+def process_metrics(settings: Settings, detector: Detector, role: str) -> Metrics:
+    """A fresh registry for this process, describing the detector it runs."""
+    metrics = Metrics(
+        ProcessInfo(version=__version__, role=role),
+        worker_slots=settings.worker_concurrency if role != "api" else 0,
+    )
+    backend = settings.detect_backend
+    if backend == "auto":
+        with contextlib.suppress(Exception):  # a label only: never fail a start for it
+            backend = resolve_backend(None)
+    mode = settings.detect_mode if settings.model == DEFAULT_MODEL else ""
+    metrics.describe_model(detector.name, backend, mode)
+    return metrics
 
 
 def build_detector_for(settings: Settings) -> Detector:
@@ -109,7 +137,10 @@ async def open_services(
     with_worker: bool = True,
     clock: Clock | None = None,
     detector: Detector | None = None,
+    role: str | None = None,
 ) -> AsyncIterator[Services]:
+    """`role` names the process in `facelens_build_info` (default: serve, or api
+    without a worker)."""
     clock = clock or SystemClock()
     url = settings.resolved_database_url
     store = await open_store(url, notify=settings.listen_notify)
@@ -134,6 +165,8 @@ async def open_services(
     try:
         if detector is None:
             detector = await asyncio.to_thread(build_detector_for, settings)
+        metrics = process_metrics(settings, detector, role or ("serve" if with_worker else "api"))
+        metrics.watch_queue(store, live_window_s=settings.worker_live_seconds)
         pipeline = ImagePipeline(
             http,
             PillowDecoder(max_pixels=settings.max_image_pixels),
@@ -143,6 +176,7 @@ async def open_services(
         worker: Worker | None = None
         dispatcher: Dispatcher | None = None
         listener: NotifyListener | None = None
+        heartbeat: Heartbeat | None = None
         if with_worker:
             dispatcher = Dispatcher(
                 work_store,
@@ -155,6 +189,7 @@ async def open_services(
                     lease_ms=int(settings.lease_seconds * 1000),
                     poll_interval_s=settings.poll_interval,
                 ),
+                telemetry=metrics,
             )
             worker = Worker(
                 work_store,
@@ -169,6 +204,14 @@ async def open_services(
                     stop_grace_s=settings.stop_grace_seconds,
                 ),
                 on_finished=dispatcher.wake,
+                telemetry=metrics,
+            )
+            heartbeat = Heartbeat(
+                work_store,
+                clock,
+                Identity.of_this_process(process_id("worker")),
+                lambda: worker.reports.tasks_done if worker else 0,
+                interval_s=settings.heartbeat_seconds,
             )
             if postgres and settings.listen_notify:
                 listener = NotifyListener(url, {TASKS_CHANNEL: worker.wake})
@@ -178,7 +221,11 @@ async def open_services(
             url_check=validate_url,
         )
         tasks = TaskService(
-            store, clock, rules, on_submitted=worker.wake if worker else (lambda: None)
+            store,
+            clock,
+            rules,
+            on_submitted=worker.wake if worker else (lambda: None),
+            telemetry=metrics,
         )
         yield Services(
             settings=settings,
@@ -186,11 +233,16 @@ async def open_services(
             clock=clock,
             pipeline=pipeline,
             tasks=tasks,
-            instant=InstantDetection(store, clock, pipeline, settings.refund_failed),
+            instant=InstantDetection(
+                store, clock, pipeline, settings.refund_failed, telemetry=metrics
+            ),
             accounts=AccountAdmin(store, clock),
             worker=worker,
             dispatcher=dispatcher,
             listener=listener,
+            metrics=metrics,
+            heartbeat=heartbeat,
+            ops=store,
         )
     finally:
         await http.aclose()

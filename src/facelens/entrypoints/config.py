@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import (
@@ -56,6 +56,32 @@ class Settings(BaseSettings):
     host: Annotated[str, Field(description="Address `serve` binds to.")] = "127.0.0.1"
     port: Annotated[int, Field(description="Port `serve` listens on.", ge=0, le=65535)] = 8000
     log_level: Annotated[str, Field(description="debug, info, warning or error.")] = "info"
+    log_format: Annotated[
+        Literal["text", "json"],
+        Field(description="text, or json: one JSON object per line (for log shippers)."),
+    ] = "text"
+    metrics_token: Annotated[
+        str,
+        Field(description="When set, /metrics wants `Authorization: Bearer <token>`."),
+    ] = ""
+    metrics_port: Annotated[
+        int | None,
+        Field(description="`facelens worker`: serve /metrics on this port (empty = off).", ge=0),
+    ] = None
+    metrics_host: Annotated[
+        str, Field(description="`facelens worker`: address its /metrics binds to.")
+    ] = "127.0.0.1"
+    worker_live_seconds: Annotated[
+        float,
+        Field(
+            description="A worker whose last heartbeat is older than this is not live "
+            "(`facelens workers`, /readyz of an API-only node, facelens_workers_live).",
+            gt=0,
+        ),
+    ] = 30.0
+    heartbeat_seconds: Annotated[
+        float, Field(description="Seconds between a worker's heartbeats.", gt=0)
+    ] = 5.0
 
     model: Annotated[
         str,

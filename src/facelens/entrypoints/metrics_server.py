@@ -10,15 +10,17 @@ read from the registry directly. Same token rule as the API's `/metrics`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 import logging
 import threading
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 from socketserver import ThreadingMixIn
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from facelens.adapters.metrics import CONTENT_TYPE, Metrics
+from facelens.entrypoints.config import Settings
 
 log = logging.getLogger("facelens.metrics")
 
@@ -99,3 +101,33 @@ class MetricsServer:
             "200 OK", [("Content-Type", CONTENT_TYPE), ("Content-Length", str(len(body)))]
         )
         return [body]
+
+
+LOOPBACK = ("127.0.0.1", "::1", "localhost")
+
+
+@contextlib.asynccontextmanager
+async def serve_metrics(
+    metrics: Metrics | None, settings: Settings
+) -> AsyncIterator[MetricsServer | None]:
+    """`facelens worker`'s /metrics while the block runs, when FACELENS_METRICS_PORT
+    (or --metrics-port) is set; nothing otherwise."""
+    if metrics is None or settings.metrics_port is None:
+        yield None
+        return
+    if not settings.metrics_token and settings.metrics_host not in LOOPBACK:
+        log.warning(
+            "/metrics is open to anyone who reaches %s: set FACELENS_METRICS_TOKEN",
+            settings.metrics_host,
+        )
+    server = MetricsServer(
+        metrics,
+        asyncio.get_running_loop(),
+        settings.metrics_host,
+        settings.metrics_port,
+        settings.metrics_token,
+    ).start()
+    try:
+        yield server
+    finally:
+        await asyncio.to_thread(server.close)

@@ -48,11 +48,14 @@ _FINISH_ONE = (
         result=sa.bindparam("outcome", type_=_tasks.c.result.type),
         error_code=sa.bindparam("code"),
         error_info=sa.bindparam("info"),
+        fetch_ms=sa.bindparam("fetch_ms", type_=sa.Integer),
+        decode_ms=sa.bindparam("decode_ms", type_=sa.Integer),
+        detect_ms=sa.bindparam("detect_ms", type_=sa.Integer),
         lease_until=None,
     )
 )
 """SQLite: executed with one parameter set per task (executemany) on held rows: task,
-worker, new_status, ended, outcome, code, info."""
+worker, new_status, ended, outcome, code, info and the three stage timings."""
 
 _FINISH_BATCH_PG = sa.text(
     f"""
@@ -60,8 +63,9 @@ WITH outcome AS (
     SELECT * FROM unnest(
         CAST(:ids AS BIGINT[]), CAST(:statuses AS TEXT[]), CAST(:ended AS BIGINT[]),
         CAST(:results AS TEXT[]), CAST(:codes AS TEXT[]), CAST(:infos AS TEXT[]),
-        CAST(:refunds AS BOOLEAN[])
-    ) AS o(id, status, ended, result, code, info, refund)
+        CAST(:refunds AS BOOLEAN[]), CAST(:fetch_ms AS INTEGER[]),
+        CAST(:decode_ms AS INTEGER[]), CAST(:detect_ms AS INTEGER[])
+    ) AS o(id, status, ended, result, code, info, refund, fetch_ms, decode_ms, detect_ms)
 ), held AS MATERIALIZED (
     SELECT id FROM tasks
     WHERE id = ANY(CAST(:ids AS BIGINT[]))
@@ -71,7 +75,8 @@ WITH outcome AS (
 ), done AS (
     UPDATE tasks AS t
     SET status = o.status, ended_at_ms = o.ended, result = CAST(o.result AS JSON),
-        error_code = o.code, error_info = o.info, lease_until = NULL
+        error_code = o.code, error_info = o.info, lease_until = NULL,
+        fetch_ms = o.fetch_ms, decode_ms = o.decode_ms, detect_ms = o.detect_ms
     FROM outcome AS o
     WHERE t.id = o.id AND t.id IN (SELECT id FROM held)
     RETURNING t.id, t.account_id, t.creation_id, o.refund
@@ -171,6 +176,9 @@ def _one_params(finish: TaskFinish, worker_id: str, now_ms: int) -> dict[str, An
         "outcome": outcome_fields(outcome),
         "code": outcome.error_code,
         "info": outcome.error_info,
+        "fetch_ms": outcome.stages.fetch_ms,
+        "decode_ms": outcome.stages.decode_ms,
+        "detect_ms": outcome.stages.detect_ms,
     }
 
 
@@ -187,6 +195,9 @@ def _batch_params(finishes: Sequence[TaskFinish], worker_id: str, now_ms: int) -
         "codes": [f.outcome.error_code for f in finishes],
         "infos": [f.outcome.error_info for f in finishes],
         "refunds": [f.refund for f in finishes],
+        "fetch_ms": [f.outcome.stages.fetch_ms for f in finishes],
+        "decode_ms": [f.outcome.stages.decode_ms for f in finishes],
+        "detect_ms": [f.outcome.stages.detect_ms for f in finishes],
         "deliveries": new_deliveries_json(_completes(finishes, now_ms)),
     }
 

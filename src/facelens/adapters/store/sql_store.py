@@ -19,11 +19,12 @@ from facelens.adapters.store.engine import (
     translate_errors,
 )
 from facelens.adapters.store.finishing import FinishStore
+from facelens.adapters.store.operations import OperationsStore
 from facelens.adapters.store.queries import QueryStore
 from facelens.adapters.store.tasks import TaskStore
 
 
-class SqlStore(AccountStore, TaskStore, FinishStore, DeliveryStore, QueryStore):
+class SqlStore(AccountStore, TaskStore, FinishStore, DeliveryStore, QueryStore, OperationsStore):
     """Accounts, keys, ledger, the task queue and the callback outbox in one database.
 
     Every method is one transaction and raises `StoreUnavailable` when the database

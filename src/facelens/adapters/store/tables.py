@@ -93,6 +93,11 @@ tasks = sa.Table(
     sa.Column("result", sa.JSON(none_as_null=True), nullable=True),
     sa.Column("error_code", sa.String(64), nullable=False),
     sa.Column("error_info", sa.Text, nullable=False),
+    # Stage timings of the run that produced the outcome (migration 0004; null where a
+    # stage did not run). Queued and total time follow from the timestamps above.
+    sa.Column("fetch_ms", sa.Integer, nullable=True),
+    sa.Column("decode_ms", sa.Integer, nullable=True),
+    sa.Column("detect_ms", sa.Integer, nullable=True),
     # The queue: a claim scans this index in id order (oldest first) and stops at its
     # limit. Finished tasks, the bulk of the table, are not in it.
     sa.Index(
@@ -139,4 +144,17 @@ delivery_attempts = sa.Table(
     sa.Column("http_status", sa.Integer, nullable=True),
     sa.Column("error", sa.Text, nullable=False),
     sa.Column("duration_ms", sa.Integer, nullable=False),
+)
+
+workers = sa.Table(
+    "workers",
+    metadata,
+    # One row per running worker process (migration 0004): its heartbeat, upserted every
+    # few seconds, deleted when it stops gracefully. id = role@host:pid.
+    sa.Column("id", sa.String(200), primary_key=True),
+    sa.Column("host", sa.String(255), nullable=False),
+    sa.Column("pid", sa.Integer, nullable=False),
+    sa.Column("started_at_ms", Millis, nullable=False),
+    sa.Column("last_seen_ms", Millis, nullable=False),
+    sa.Column("tasks_done", sa.BigInteger, nullable=False),
 )

@@ -62,6 +62,7 @@ _CLAIMED_COLUMNS = (
     _tasks.c.options,
     _tasks.c.attempts,
     _tasks.c.started_at_ms,
+    _tasks.c.created_at_ms,
 )
 
 
@@ -76,6 +77,7 @@ def _claimed(row: sa.Row[Any]) -> ClaimedTask:
         options=DetectOptions.from_json(row.options or {}),
         attempts=row.attempts,
         started_at_ms=row.started_at_ms,
+        created_at_ms=row.created_at_ms,
     )
 
 

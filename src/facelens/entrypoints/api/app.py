@@ -21,6 +21,7 @@ from facelens.entrypoints.api import (
 from facelens.entrypoints.api.body_limits import body_limits
 from facelens.entrypoints.api.envelope import install_error_handlers
 from facelens.entrypoints.api.middleware import BodyLimit, RequestContext
+from facelens.entrypoints.api.observability import RequestMetrics, metrics_router
 from facelens.entrypoints.api.ratelimit import ApiLimits
 from facelens.entrypoints.bootstrap import Services, open_services
 from facelens.entrypoints.config import Settings
@@ -78,5 +79,7 @@ def create_app(
     app.add_middleware(
         BodyLimit, default_bytes=settings.max_request_bytes, limits=body_limits(settings)
     )
+    app.include_router(metrics_router(settings.metrics_token))
+    app.add_middleware(RequestMetrics)  # inside RequestContext: its lines have the id
     app.add_middleware(RequestContext)
     return app

@@ -15,6 +15,7 @@ from fastapi import Depends, Request
 from facelens.application.instant import InstantDetection
 from facelens.application.intake import IntakeRules
 from facelens.application.keys import hash_key
+from facelens.application.logcontext import note
 from facelens.application.pipeline import ImagePipeline
 from facelens.application.ports import Store
 from facelens.application.service import TaskService
@@ -97,6 +98,7 @@ async def authenticate(request: Request, tasks: TasksDep, limits: LimitsDep) -> 
         limits.auth_failures.acquire(address)
         raise
     assert key is not None
+    note(account_id=account.id)  # the request's log lines name the account from here on
     auth = Auth(account, hash_key(key))
     limits.requests.check(auth.key_id)
     return auth

@@ -14,6 +14,8 @@ import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from facelens.application.logcontext import log_context
+
 log = logging.getLogger("facelens.api")
 
 
@@ -39,17 +41,18 @@ class RequestContext:
                 message["headers"] = [*message.get("headers", []), (b"x-request-id", rid.encode())]
             await send(message)
 
-        try:
-            await self.app(scope, receive, send_with_id)
-        finally:
-            log.info(
-                "request %s %s %s -> %d (%.1f ms)",
-                rid,
-                scope.get("method", ""),
-                scope.get("path", ""),
-                status,
-                (time.perf_counter() - started) * 1000,
-            )
+        with log_context(request_id=rid):  # every log line of this request carries it
+            try:
+                await self.app(scope, receive, send_with_id)
+            finally:
+                log.info(
+                    "request %s %s %s -> %d (%.1f ms)",
+                    rid,
+                    scope.get("method", ""),
+                    scope.get("path", ""),
+                    status,
+                    (time.perf_counter() - started) * 1000,
+                )
 
 
 class BodyLimit:

@@ -17,6 +17,9 @@ from fastapi import APIRouter, Request, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from facelens.adapters.metrics import CONTENT_TYPE, Metrics
+from facelens.core.domain import JsonObject
+from facelens.core.errors import StoreUnavailable
+from facelens.entrypoints.bootstrap import Services
 from facelens.entrypoints.metrics_server import token_accepted
 
 UNMATCHED = "unmatched"
@@ -30,14 +33,20 @@ def route_template(scope: Scope) -> str:
     return template if isinstance(template, str) and template else UNMATCHED
 
 
+def app_metrics(app: object) -> Metrics | None:
+    """The running app's metrics (None before its lifespan opened the services)."""
+    services = getattr(getattr(app, "state", None), "services", None)
+    metrics = getattr(services, "metrics", None)
+    return metrics if isinstance(metrics, Metrics) else None
+
+
 class RequestMetrics:
     """Pure ASGI middleware: one `facelens_http_requests_total` increment and one
     duration observation per answered request (500 when the app raised before
-    answering)."""
+    answering). The metrics belong to the services the lifespan opened."""
 
-    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+    def __init__(self, app: ASGIApp) -> None:
         self.app = app
-        self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -55,20 +64,25 @@ class RequestMetrics:
         try:
             await self.app(scope, receive, send_status)
         finally:
-            self.metrics.http_request(
-                scope.get("method", ""),
-                route_template(scope),
-                status,
-                time.perf_counter() - started,
-            )
+            metrics = app_metrics(scope.get("app"))
+            if metrics is not None:
+                metrics.http_request(
+                    scope.get("method", ""),
+                    route_template(scope),
+                    status,
+                    time.perf_counter() - started,
+                )
 
 
-def metrics_router(metrics: Metrics, token: str) -> APIRouter:
+def metrics_router(token: str) -> APIRouter:
     """`GET /metrics`: this process's metrics in the Prometheus text format."""
     router = APIRouter()
 
     @router.get("/metrics", include_in_schema=False)
     async def scrape(request: Request) -> Response:
+        metrics = app_metrics(request.app)
+        if metrics is None:
+            return Response("starting\n", status_code=503, media_type="text/plain")
         if not token_accepted(request.headers.get("authorization"), token):
             return Response(
                 "metrics need Authorization: Bearer <FACELENS_METRICS_TOKEN>\n",
@@ -79,3 +93,21 @@ def metrics_router(metrics: Metrics, token: str) -> APIRouter:
         return Response(await metrics.exposition(), media_type=CONTENT_TYPE)
 
     return router
+
+
+async def worker_presence(services: Services) -> JsonObject | None:
+    """For /readyz of an API-only node: how many workers are live in the database,
+    and a warning when none is (tasks would be accepted and charged, never analysed).
+    None for a process that runs its own worker. Never fails the probe: an API node
+    is ready to take submissions whether or not workers run yet."""
+    if services.worker is not None or services.ops is None:
+        return None
+    window_s = services.settings.worker_live_seconds
+    try:
+        live = await services.ops.live_workers(services.clock.now_ms() - int(window_s * 1000))
+    except StoreUnavailable:
+        return {"live": None, "warning": "cannot read worker heartbeats"}
+    report: JsonObject = {"live": len(live)}
+    if not live:
+        report["warning"] = f"no worker seen for {window_s:g} s: tasks queue up unanalysed"
+    return report

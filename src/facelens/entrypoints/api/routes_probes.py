@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from facelens.core.errors import StoreUnavailable
@@ -13,6 +13,7 @@ from facelens.entrypoints.api.envelope import (
     UNKNOWN_ERROR,
     envelope,
 )
+from facelens.entrypoints.api.observability import worker_presence
 from facelens.entrypoints.api.schemas import Envelope
 
 router = APIRouter(tags=["ops"])
@@ -25,8 +26,9 @@ async def healthz() -> JSONResponse:
 
 
 @router.get("/readyz", response_model=Envelope)
-async def readyz(store: StoreDep, pipeline: PipelineDep) -> JSONResponse:
-    """Ready to serve: the database answers and the model is loaded."""
+async def readyz(request: Request, store: StoreDep, pipeline: PipelineDep) -> JSONResponse:
+    """Ready to serve: the database answers and the model is loaded. An API-only node
+    also reports live workers (`workers`), with a warning, never a failure, if none."""
     try:
         await store.ping()
     except StoreUnavailable:
@@ -37,4 +39,12 @@ async def readyz(store: StoreDep, pipeline: PipelineDep) -> JSONResponse:
             status=503,
             headers={"Retry-After": STORE_RETRY_AFTER_S},
         )
-    return envelope(SUCCESS, {"status": "ready", "database": "ok", "model": pipeline.detector_name})
+    ready: dict[str, object] = {
+        "status": "ready",
+        "database": "ok",
+        "model": pipeline.detector_name,
+    }
+    workers = await worker_presence(request.app.state.services)
+    if workers is not None:
+        ready["workers"] = workers
+    return envelope(SUCCESS, ready)

@@ -48,6 +48,7 @@ def task_json(view: TaskView) -> JsonObject:
         "start_time": started,
         "end_time": ended,
         "cost_time": cost,
+        "timings": view.timings,
         "result_code": result.get("result_code"),
         "error_code": result.get("error_code", ""),
         "error_info": result.get("error_info", ""),

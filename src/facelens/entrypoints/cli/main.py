@@ -28,6 +28,10 @@ LAZY_COMMANDS = {
         "facelens.entrypoints.cli.detect_cmds:detect",
         "Detect faces in local image files: a table per image, or JSON with --json.",
     ),
+    "workers": LazyCommand(
+        "facelens.entrypoints.cli.ops_cmds:workers",
+        "Live worker processes (recent heartbeat): id, host, since, tasks done, last seen.",
+    ),
     "eval": LazyCommand(
         "facelens.entrypoints.cli.detect_cmds:evaluate",
         "AP easy/medium/hard (official WIDER FACE protocol) and speed on a local dataset.",
@@ -66,12 +70,10 @@ def _settings(**overrides: object) -> Settings:
 
 
 def configure_logging(settings: Settings) -> None:
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+    """Text or JSON lines on stderr (FACELENS_LOG_FORMAT), see entrypoints/logs.py."""
+    from facelens.entrypoints.logs import configure_logging as configure
+
+    configure(settings.log_level, settings.log_format)
 
 
 @app.command(epilog=SETTINGS_EPILOG)
@@ -92,6 +94,10 @@ def serve(
 
     settings = _settings(host=host, port=port)
     configure_logging(settings)
+    if not settings.metrics_token and settings.host not in ("127.0.0.1", "::1", "localhost"):
+        logging.getLogger("facelens").warning(
+            "/metrics is open to anyone who reaches %s: set FACELENS_METRICS_TOKEN", settings.host
+        )
     asyncio.run(_prepare(settings))
     uvicorn.run(
         create_app(settings, with_worker=worker),
@@ -99,6 +105,7 @@ def serve(
         port=settings.port,
         log_level=settings.log_level,
         access_log=False,
+        log_config=None,  # uvicorn's lines go through ours (text or JSON, scrubbed)
     )
 
 
@@ -133,24 +140,32 @@ def worker(
     concurrency: Annotated[
         int | None, typer.Option(help="Tasks in flight [FACELENS_WORKER_CONCURRENCY].")
     ] = None,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(help="Serve /metrics on this port [FACELENS_METRICS_PORT] (default off)."),
+    ] = None,
 ) -> None:
     """Run a worker and callback dispatcher without HTTP (scale-out nodes).
 
     Stops gracefully on SIGTERM/SIGINT: no new claims, in-flight tasks finish or are
     released within the grace period, exit status 0."""
-    settings = _settings(worker_concurrency=concurrency)
+    settings = _settings(worker_concurrency=concurrency, metrics_port=metrics_port)
     configure_logging(settings)
     asyncio.run(_run_worker(settings))
 
 
 async def _run_worker(settings: Settings) -> None:
     from facelens.entrypoints.bootstrap import open_services
+    from facelens.entrypoints.metrics_server import serve_metrics
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    async with open_services(settings, with_worker=True) as services:
+    async with (
+        open_services(settings, with_worker=True, role="worker") as services,
+        serve_metrics(services.metrics, settings),
+    ):
         logging.getLogger("facelens").info("worker started")
         await services.run_background(stop)
     logging.getLogger("facelens").info("worker stopped")
