@@ -14,8 +14,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from facelens.adapters.store.accounts import CHARGED, REFUNDED
 from facelens.adapters.store.base import StoreBase
-from facelens.adapters.store.tables import deliveries, delivery_attempts, tasks
+from facelens.adapters.store.tables import deliveries, delivery_attempts, ledger, tasks
 from facelens.core.domain import (
     DeliveryAttempt,
     DeliveryStatus,
@@ -25,6 +26,7 @@ from facelens.core.domain import (
     TaskStatus,
     TaskView,
 )
+from facelens.core.self_service import DAY_MS, DayUsage, TaskFilter
 from facelens.core.timings import StageTimes
 
 
@@ -38,6 +40,49 @@ class QueryStore(StoreBase):
             )
         return views[0] if views else None
 
+    async def list_tasks(self, account_id: int, which: TaskFilter, limit: int) -> list[TaskView]:
+        """The account's tasks matching `which`, newest (highest id) first, at most
+        `limit` (walks ix_tasks_account_id_id backwards)."""
+        conditions = [tasks.c.account_id == account_id]
+        if which.status is not None:
+            conditions.append(tasks.c.status == which.status.value)
+        if which.creation_id is not None:
+            conditions.append(tasks.c.creation_id == which.creation_id)
+        if which.before_id is not None:
+            conditions.append(tasks.c.id < which.before_id)
+        async with self._read() as conn:
+            return await _views(conn, sa.and_(*conditions), newest_first=True, limit=limit)
+
+    async def daily_usage(self, account_id: int, since_ms: int) -> list[DayUsage]:
+        """Per UTC day from `since_ms`: tasks created by status, credits charged (debits)
+        and refunded (ledger "refund"), as `usage` counts them. Days without either are
+        absent."""
+        task_day = tasks.c.created_at_ms // DAY_MS
+        ledger_day = ledger.c.created_at_ms // DAY_MS
+        async with self._read() as conn:
+            counts = (
+                await conn.execute(
+                    sa.select(task_day, tasks.c.status, sa.func.count())
+                    .where(tasks.c.account_id == account_id, tasks.c.created_at_ms >= since_ms)
+                    .group_by(task_day, tasks.c.status)
+                )
+            ).all()
+            money = (
+                await conn.execute(
+                    sa.select(ledger_day, CHARGED, REFUNDED)
+                    .where(ledger.c.account_id == account_id, ledger.c.created_at_ms >= since_ms)
+                    .group_by(ledger_day)
+                )
+            ).all()
+        days: dict[int, DayUsage] = {}
+        for day, status, count in counts:
+            usage = days.setdefault(int(day), DayUsage(int(day)))
+            usage.tasks_by_status[str(status)] = int(count)
+        for day, charged, refunded in money:
+            old = days.get(int(day), DayUsage(int(day)))
+            days[int(day)] = DayUsage(old.day, old.tasks_by_status, int(charged), int(refunded))
+        return [days[day] for day in sorted(days)]
+
     async def get_creation(self, account_id: int, creation_id: str) -> list[TaskView]:
         """All tasks of one submission, in submission (id) order."""
         async with self._read() as conn:
@@ -47,8 +92,17 @@ class QueryStore(StoreBase):
             )
 
 
-async def _views(conn: AsyncConnection, which: sa.ColumnElement[bool]) -> list[TaskView]:
-    task_rows = (await conn.execute(sa.select(tasks).where(which).order_by(tasks.c.id))).all()
+async def _views(
+    conn: AsyncConnection,
+    which: sa.ColumnElement[bool],
+    *,
+    newest_first: bool = False,
+    limit: int | None = None,
+) -> list[TaskView]:
+    order = tasks.c.id.desc() if newest_first else tasks.c.id
+    task_rows = (
+        await conn.execute(sa.select(tasks).where(which).order_by(order).limit(limit))
+    ).all()
     if not task_rows:
         return []
     task_ids = [row.id for row in task_rows]
@@ -90,6 +144,7 @@ def _delivery_view(row: sa.Row[Any], history: list[DeliveryAttempt]) -> Delivery
         last_http_status=row.last_http_status,
         last_error=row.last_error,
         history=tuple(history),
+        redelivered_at_ms=row.redelivered_at_ms,
     )
 
 
