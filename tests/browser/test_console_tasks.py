@@ -36,6 +36,7 @@ def test_a_task_appears_under_tasks_with_its_callbacks_and_redeliver_resends(
     row.wait_for()
     assert "succeeded" in row.inner_text() and '{"order":17}' in row.inner_text()
     console.screenshot("console-tasks.png")
+    assert_tab_reaches_every_control(console)
 
     row.get_by_role("link", name=task_id).click()
     page.get_by_role("heading", name=f"Task {task_id}").wait_for()
