@@ -24,8 +24,11 @@ MEMORY = 1 << 30
 
 
 async def decode_all(decoder: VideoDecoder, path: Path, sampling: Sampling) -> int:
+    count = 0
     async with await decoder.open(str(path), sampling) as session:
-        return len([frame async for frame in session.frames()])
+        async for _ in session.frames():  # counted, not kept: the memory check is ours
+            count += 1
+    return count
 
 
 CASES: list[tuple[str, Callable[[Path], Path], str, str]] = [
@@ -44,9 +47,9 @@ CASES: list[tuple[str, Callable[[Path], Path], str, str]] = [
 async def test_each_hostile_file_fails_cleanly_with_bounded_memory(tmp_path: Path) -> None:
     # Two CPU seconds: plenty for any honest small file here, not for the GIF bomb.
     decoder = VideoDecoder(DecodeLimits(memory_bytes=MEMORY, cpu_seconds=2))
+    files = [(name, make(tmp_path), code, words) for name, make, code, words in CASES]
     own_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    for name, make, code, words in CASES:
-        path = make(tmp_path)
+    for name, path, code, words in files:
         with pytest.raises(VideoFailure) as failure:
             await decode_all(decoder, path, Sampling())
         assert failure.value.error_code == code, (name, failure.value.message)
@@ -62,9 +65,10 @@ async def test_each_hostile_file_fails_cleanly_with_bounded_memory(tmp_path: Pat
 
 
 async def test_memory_limit_stops_the_child_not_the_caller(tmp_path: Path) -> None:
-    clip = hv.h264_clip(tmp_path / "uhd.mp4", frames=2, width=3840, height=2160)
+    # 8K frames: about 50 MB each in YUV, 100 MB in RGB, several held by the decoder.
+    clip = hv.h264_clip(tmp_path / "8k.mp4", frames=2, width=7680, height=4320)
     with pytest.raises(VideoFailure) as failure:
-        await decode_all(VideoDecoder(DecodeLimits(memory_bytes=300 << 20)), clip, Sampling())
+        await decode_all(VideoDecoder(DecodeLimits(memory_bytes=400 << 20)), clip, Sampling())
     assert failure.value.error_code == "VIDEO_DECODE_FAILED"
     assert await decode_all(VideoDecoder(), clip, Sampling(interval_ms=0)) == 2
 
