@@ -64,7 +64,12 @@ def test_the_submit_model_and_the_detect_model_read_options_alike() -> None:
     alone = DetectParams.model_validate(given)
     assert to_detect_options(task, OptionRules(), "t") == to_detect_options(alone, OptionRules())
     assert set(AdditionalParams.model_fields) - set(DetectParams.model_fields) == {
-        "target_image_url"
+        "target_image_url",
+        "target_video_url",  # and the video sampling (issue 10): queued tasks only
+        "frame_interval_ms",
+        "max_frames",
+        "start_ms",
+        "end_ms",
     }
 
 

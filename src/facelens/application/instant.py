@@ -15,8 +15,15 @@ from facelens.application.pipeline import Analysis, ImagePipeline, outcome_of
 from facelens.application.ports import Clock, Store
 from facelens.application.telemetry import NO_TELEMETRY, Telemetry
 from facelens.core.domain import Account, DetectOptions, TaskOutcome
+from facelens.core.errors import InvalidParameter
+from facelens.core.video import looks_like_video
 
 log = logging.getLogger("facelens.instant")
+
+VIDEO_HINT = (
+    "this endpoint analyses images only; submit a video to the task API: POST "
+    "/api/aigc/task/submit with additional_params.target_video_url"
+)
 
 _Work = Callable[[], Awaitable[Analysis]]
 
@@ -35,6 +42,8 @@ class InstantDetection:
     async def from_bytes(
         self, account: Account, data: bytes, content_type: str, options: DetectOptions
     ) -> TaskOutcome:
+        if looks_like_video(data[:64]):
+            raise InvalidParameter("file", VIDEO_HINT)
         return await self._charged(
             account, lambda: self.pipeline.from_bytes(data, content_type, options)
         )

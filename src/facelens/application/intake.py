@@ -14,6 +14,7 @@ from facelens.application.options import AdditionalParams, OptionRules, to_detec
 from facelens.core.callbacks import dump_json
 from facelens.core.domain import JsonObject, NewTask
 from facelens.core.errors import InvalidParameter
+from facelens.core.video import Sampling
 
 UrlCheck = Callable[[str], str]
 """Validates a URL's form (scheme, host, length); raises ValueError naming the problem."""
@@ -37,6 +38,7 @@ class IntakeRules:
     """What a submission may contain (settings and detector capabilities)."""
 
     max_tasks: int = 100
+    max_video_frames: int = 3600
     options: OptionRules = field(default_factory=OptionRules)
     max_callback_params_bytes: int = 16_384
     max_callback_params_depth: int = MAX_CALLBACK_PARAMS_DEPTH
@@ -45,13 +47,41 @@ class IntakeRules:
     def task(self, index: int, raw: RawTask) -> NewTask:
         """Task `index` of a submission, checked: its URL, its callback_params, its options."""
         prefix = f"task_list[{index}].additional_params"
-        self.check_url(f"{prefix}.target_image_url", raw.params.target_image_url)
+        params = raw.params
+        video = self.video(prefix, params)
+        url = params.target_video_url if video is not None else params.target_image_url
+        assert url is not None  # self.video() made sure one of them is there
+        self.check_url(f"{prefix}.target_{'video' if video else 'image'}_url", url)
         return NewTask(
-            image_url=raw.params.target_image_url,
+            image_url=url,
             callback_params=self.callback_params(
                 f"task_list[{index}].callback_params", raw.callback_params
             ),
-            options=to_detect_options(raw.params, self.options, prefix),
+            options=to_detect_options(params, self.options, prefix),
+            video=video,
+        )
+
+    def video(self, prefix: str, params: AdditionalParams) -> Sampling | None:
+        """A video task's sampling, None for an image task; exactly one URL is given."""
+        if params.target_image_url is not None and params.target_video_url is not None:
+            raise InvalidParameter(
+                f"{prefix}.target_video_url", "give target_image_url or target_video_url, not both"
+            )
+        if params.target_video_url is None:
+            if params.target_image_url is None:
+                raise InvalidParameter(
+                    f"{prefix}.target_image_url", "required (or target_video_url for a video)"
+                )
+            return None
+        if params.max_frames > self.max_video_frames:
+            raise InvalidParameter(f"{prefix}.max_frames", f"at most {self.max_video_frames}")
+        if params.end_ms is not None and params.end_ms <= params.start_ms:
+            raise InvalidParameter(f"{prefix}.end_ms", "must be after start_ms")
+        return Sampling(
+            interval_ms=params.frame_interval_ms,
+            max_frames=params.max_frames,
+            start_ms=params.start_ms,
+            end_ms=params.end_ms,
         )
 
     def callback_params(self, field: str, params: JsonObject | None) -> JsonObject:

@@ -68,9 +68,25 @@ class DetectParams(BaseModel):
 
 
 class AdditionalParams(DetectParams):
-    """One queued task's `additional_params`: what to analyse plus the options."""
+    """One queued task's `additional_params`: what to analyse plus the options.
+    Exactly one of `target_image_url` and `target_video_url` (checked by intake)."""
 
-    target_image_url: str = Field(description="http(s) URL of the image to analyse.")
+    target_image_url: str | None = Field(None, description="http(s) URL of the image to analyse.")
+    target_video_url: str | None = Field(
+        None,
+        description="http(s) URL of a video (MP4/MOV, WebM/MKV, animated GIF/WebP) to analyse "
+        "instead: one credit per analysed frame, max_frames reserved at submission.",
+    )
+    frame_interval_ms: Annotated[int, Field(ge=0)] = Field(
+        1000, description="Video: analyse a frame every N ms (0 = every frame)."
+    )
+    max_frames: Annotated[int, Field(ge=1)] = Field(
+        300, description="Video: at most this many frames (reserved as credits at submission)."
+    )
+    start_ms: Annotated[int, Field(ge=0)] = Field(0, description="Video: first grid point, ms.")
+    end_ms: Annotated[int, Field(ge=0)] | None = Field(
+        None, description="Video: only frames before this time (exclusive), ms."
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -44,6 +44,11 @@ class ImagePipeline:
     def detector_name(self) -> str:
         return self._detector.name
 
+    async def detect(self, image: DecodedImage, options: DetectOptions) -> list[Face]:
+        """Detection of decoded pixels (video frames), under the same inference cap."""
+        async with self._inference:
+            return await asyncio.to_thread(self._detector.detect, image, options)
+
     async def from_url(
         self, url: str, options: DetectOptions, timer: StageTimer | None = None
     ) -> Analysis:

@@ -68,7 +68,8 @@ class TaskService:
         self.on_submitted()
         self.telemetry.tasks_submitted(len(ids))
         self.telemetry.credits("charged", len(ids))
-        return SubmitResult(creation_id=creation_id, task_ids=ids, credits_consumed=len(ids))
+        consumed = sum(task.credits for task in tasks)  # a video reserves its max_frames
+        return SubmitResult(creation_id=creation_id, task_ids=ids, credits_consumed=consumed)
 
     async def get_task(self, account: Account, task_id: int) -> TaskView | None:
         return await self.store.get_task(account.id, task_id)

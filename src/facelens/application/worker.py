@@ -46,6 +46,7 @@ from facelens.application.ports import Clock, Store, TaskFinish
 from facelens.application.stage_timer import StageTimer
 from facelens.application.task_telemetry import TaskTelemetry
 from facelens.application.telemetry import NO_TELEMETRY, Telemetry
+from facelens.application.video_tasks import VideoTasks
 from facelens.application.waiting import wait_first
 from facelens.core.callbacks import complete_body, start_body
 from facelens.core.domain import ClaimedTask, TaskOutcome
@@ -80,8 +81,11 @@ class Worker:
         clock: Clock,
         config: WorkerConfig,
         on_finished: Callable[[], None] = lambda: None,
+        video: VideoTasks | None = None,
         telemetry: Telemetry = NO_TELEMETRY,
     ) -> None:
+        self._video = video
+        """Runs video tasks (they record their own outcome: application/video_tasks.py)."""
         self._store = store
         self.reports = TaskTelemetry(telemetry)
         """Metrics of this worker's tasks; `reports.tasks_done` feeds the heartbeat."""
@@ -200,6 +204,14 @@ class Worker:
         self._room.set()
 
     async def _process(self, task: ClaimedTask) -> None:
+        if task.video is not None and self._video is not None:
+            try:
+                await self._video.run_task(task, task.video)
+            finally:
+                self._held.discard(task.id)
+                self._room.set()
+                self._on_finished()  # its callbacks may be due: wake the dispatcher
+            return
         with log_context(task_id=task.id, account_id=task.account_id):
             await self._process_in_context(task)
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any, Literal
 
 from facelens.core.timings import NOT_MEASURED, StageTimes, timings_json
+from facelens.core.video import Sampling
 
 if TYPE_CHECKING:  # only a type here: the admin commands never load NumPy
     import numpy as np
@@ -134,6 +135,14 @@ class NewTask:
     image_url: str
     callback_params: JsonObject
     options: DetectOptions
+    video: Sampling | None = None
+    """A video task: `image_url` is the video's URL, sampled this way."""
+
+    @property
+    def credits(self) -> int:
+        """Charged at submission: 1, or a video's `max_frames` (what it does not use is
+        refunded when it ends)."""
+        return 1 if self.video is None else self.video.max_frames
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,6 +158,8 @@ class ClaimedTask:
     options: DetectOptions
     attempts: int
     started_at_ms: int
+    video: Sampling | None = None
+    """A video task's sampling (None: an image task)."""
     created_at_ms: int | None = None
     """When it was submitted (for the queue-wait and total-time metrics)."""
 
@@ -226,6 +237,10 @@ class TaskView:
     result: JsonObject | None
     """The stored outcome: result_code, error_code, error_info, result_list, image."""
     deliveries: tuple[DeliveryView, ...] = ()
+    video: JsonObject | None = None
+    """A video task's sampling (and, once probed, "info"); None for an image."""
+    progress: tuple[int, int] | None = None
+    """A video task's (frames_done, frames_total) once probed."""
     stages: StageTimes = NOT_MEASURED
     """Stage timings stored with the outcome."""
 

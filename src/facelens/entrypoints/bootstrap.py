@@ -27,6 +27,8 @@ from facelens.adapters.store.engine import is_postgres
 from facelens.adapters.store.pg_notify import NotifyListener
 from facelens.adapters.store.sql_store import SqlStore, open_store
 from facelens.adapters.store.tasks import TASKS_CHANNEL
+from facelens.adapters.video import DecodeLimits, VideoDecoder
+from facelens.adapters.video.download import VideoDownloads
 from facelens.application.accounts import AccountAdmin
 from facelens.application.clock import SystemClock
 from facelens.application.dispatcher import Dispatcher, DispatcherConfig
@@ -37,6 +39,7 @@ from facelens.application.options import OptionRules
 from facelens.application.pipeline import ImagePipeline
 from facelens.application.ports import Clock, Detector, Store
 from facelens.application.service import TaskService
+from facelens.application.video_tasks import VideoConfig, VideoTasks
 from facelens.application.telemetry import OpsStore
 from facelens.application.worker import Worker, WorkerConfig
 from facelens.core.netpolicy import AddressPolicy, validate_url
@@ -61,6 +64,8 @@ class Services:
     dispatcher: Dispatcher | None
     listener: NotifyListener | None = None
     """PostgreSQL: wakes the worker when any process submits (LISTEN facelens_tasks)."""
+    video: VideoTasks | None = None
+    """Video tasks; with a worker, this process also analyses any task's segments."""
     metrics: Metrics | None = None
     """This process's Prometheus metrics (its own registry); see adapters/metrics.py."""
     heartbeat: Heartbeat | None = None
@@ -82,6 +87,8 @@ class Services:
                 drained.set()
 
         loops = [work(self.worker)] if self.worker is not None else []
+        if self.worker is not None and self.video is not None:
+            loops.append(self.video.run_segments(stop))
         if self.dispatcher is not None:
             loops.append(self.dispatcher.run(drained))
         if self.listener is not None:
@@ -117,6 +124,36 @@ def process_metrics(settings: Settings, detector: Detector, role: str) -> Metric
     mode = settings.detect_mode if settings.model == DEFAULT_MODEL else ""
     metrics.describe_model(detector.name, backend, mode)
     return metrics
+
+
+def video_tasks(
+    settings: Settings, store: SqlStore, http: SafeHttp, pipeline: ImagePipeline, clock: Clock
+) -> VideoTasks:
+    """The video flow: downloads under the data dir (leftovers of killed workers swept
+    now), the sandboxed decoder and its limits, detection through the image pipeline."""
+    downloads = VideoDownloads(
+        http,
+        settings.data_dir / "video-tmp",
+        max_bytes=settings.max_video_bytes,
+        total_timeout=settings.video_download_timeout,
+    )
+    downloads.sweep()
+    decoder = VideoDecoder(
+        DecodeLimits(
+            max_pixels=settings.max_image_pixels,
+            max_seconds=settings.max_video_seconds,
+            memory_bytes=settings.video_decode_memory_mb << 20,
+            cpu_seconds=settings.video_decode_cpu_seconds,
+            stall_seconds=settings.video_decode_stall_seconds,
+        )
+    )
+    config = VideoConfig(
+        worker_id=process_id("worker"),
+        segment_ms=round(settings.video_segment_seconds * 1000),
+        lease_ms=int(settings.lease_seconds * 1000),
+        poll_interval_s=settings.poll_interval,
+    )
+    return VideoTasks(store, downloads, decoder, pipeline.detect, clock, config)
 
 
 def build_detector_for(settings: Settings) -> Detector:
@@ -174,6 +211,7 @@ async def open_services(
             max_parallel_inference=settings.inference_parallelism,
         )
         worker: Worker | None = None
+        video: VideoTasks | None = None
         dispatcher: Dispatcher | None = None
         listener: NotifyListener | None = None
         heartbeat: Heartbeat | None = None
@@ -191,6 +229,7 @@ async def open_services(
                 ),
                 telemetry=metrics,
             )
+            video = video_tasks(settings, work_store, http, pipeline, clock)
             worker = Worker(
                 work_store,
                 pipeline,
@@ -204,6 +243,7 @@ async def open_services(
                     stop_grace_s=settings.stop_grace_seconds,
                 ),
                 on_finished=dispatcher.wake,
+                video=video,
                 telemetry=metrics,
             )
             heartbeat = Heartbeat(
@@ -217,6 +257,7 @@ async def open_services(
                 listener = NotifyListener(url, {TASKS_CHANNEL: worker.wake})
         rules = IntakeRules(
             max_tasks=settings.max_tasks_per_request,
+            max_video_frames=settings.max_video_frames,
             options=option_rules(),
             url_check=validate_url,
         )
@@ -240,6 +281,7 @@ async def open_services(
             worker=worker,
             dispatcher=dispatcher,
             listener=listener,
+            video=video,
             metrics=metrics,
             heartbeat=heartbeat,
             ops=store,

@@ -218,6 +218,50 @@ class Settings(BaseSettings):
         int, Field(description="Credits of the account created on an empty database.", ge=0)
     ] = 1000
 
+    max_video_bytes: Annotated[
+        int,
+        Field(
+            description="Largest video download in bytes (streamed to a file, never in memory).",
+            ge=1,
+        ),
+    ] = 500_000_000
+    max_video_seconds: Annotated[
+        int,
+        Field(description="Longest video in seconds, checked before any frame is decoded.", ge=1),
+    ] = 3600
+    max_video_frames: Annotated[
+        int,
+        Field(
+            description="Largest max_frames a video task may ask for (the credits it reserves).",
+            ge=1,
+        ),
+    ] = 3600
+    video_segment_seconds: Annotated[
+        float,
+        Field(
+            description="Long videos are split into segments of this many seconds, each "
+            "analysed by any worker.",
+            gt=0,
+        ),
+    ] = 60.0
+    video_download_timeout: Annotated[
+        float, Field(description="Seconds one video download may take in all.", gt=0)
+    ] = 600.0
+    video_decode_memory_mb: Annotated[
+        int, Field(description="Address-space limit of a video decoding child process, MB.", ge=256)
+    ] = 3072
+    video_decode_cpu_seconds: Annotated[
+        int,
+        Field(description="CPU-time limit of one video decoding child (a segment), seconds.", ge=1),
+    ] = 900
+    video_decode_stall_seconds: Annotated[
+        float,
+        Field(
+            description="Seconds a video decoding child may stay silent before it is killed.",
+            gt=0,
+        ),
+    ] = 60.0
+
     @field_validator("retry_schedule")
     @classmethod
     def _check_schedule(cls, value: str) -> str:

@@ -161,5 +161,7 @@ def _task_view(row: sa.Row[Any], delivery_views: list[DeliveryView]) -> TaskView
         ended_at_ms=row.ended_at_ms,
         result=row.result,
         deliveries=tuple(delivery_views),
+        video=row.video,
+        progress=None if row.frames_total is None else (row.frames_done or 0, row.frames_total),
         stages=StageTimes(row.fetch_ms, row.decode_ms, row.detect_ms),
     )

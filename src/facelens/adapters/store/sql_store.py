@@ -22,9 +22,18 @@ from facelens.adapters.store.finishing import FinishStore
 from facelens.adapters.store.operations import OperationsStore
 from facelens.adapters.store.queries import QueryStore
 from facelens.adapters.store.tasks import TaskStore
+from facelens.adapters.store.video import VideoSegmentStore
 
 
-class SqlStore(AccountStore, TaskStore, FinishStore, DeliveryStore, QueryStore, OperationsStore):
+class SqlStore(
+    AccountStore,
+    TaskStore,
+    FinishStore,
+    DeliveryStore,
+    QueryStore,
+    OperationsStore,
+    VideoSegmentStore,
+):
     """Accounts, keys, ledger, the task queue and the callback outbox in one database.
 
     Every method is one transaction and raises `StoreUnavailable` when the database

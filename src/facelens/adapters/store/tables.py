@@ -93,6 +93,11 @@ tasks = sa.Table(
     sa.Column("result", sa.JSON(none_as_null=True), nullable=True),
     sa.Column("error_code", sa.String(64), nullable=False),
     sa.Column("error_info", sa.Text, nullable=False),
+    # Video tasks (migration 0002): the sampling (null for an image task) and, once
+    # probed, its "info"; the progress the query API shows while it runs.
+    sa.Column("video", sa.JSON(none_as_null=True), nullable=True),
+    sa.Column("frames_total", sa.Integer, nullable=True),
+    sa.Column("frames_done", sa.Integer, nullable=True),
     # Stage timings of the run that produced the outcome (migration 0004; null where a
     # stage did not run). Queued and total time follow from the timestamps above.
     sa.Column("fetch_ms", sa.Integer, nullable=True),
@@ -157,4 +162,32 @@ workers = sa.Table(
     sa.Column("started_at_ms", Millis, nullable=False),
     sa.Column("last_seen_ms", Millis, nullable=False),
     sa.Column("tasks_done", sa.BigInteger, nullable=False),
+)
+
+
+video_segments = sa.Table(
+    "video_segments",
+    metadata,
+    # The parts of a video task that any worker claims like tasks (migration 0002;
+    # adapters/store/video.py): time range, frames, lease; its faces once done.
+    sa.Column("id", Id, primary_key=True, autoincrement=True),
+    sa.Column("task_id", Id, sa.ForeignKey("tasks.id"), nullable=False),
+    sa.Column("seq", sa.Integer, nullable=False),
+    sa.Column("start_ms", Millis, nullable=False),
+    sa.Column("end_ms", Millis, nullable=False),
+    sa.Column("frames", sa.Integer, nullable=False),
+    sa.Column("frames_done", sa.Integer, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("lease_until", Millis, nullable=True),
+    sa.Column("worker_id", sa.String(200), nullable=True),
+    sa.Column("result", sa.JSON(none_as_null=True), nullable=True),
+    sa.Column("created_at_ms", Millis, nullable=False),
+    sa.UniqueConstraint("task_id", "seq"),
+    sa.Index(
+        "ix_video_segments_claimable",
+        "id",
+        postgresql_where=sa.text("status IN ('queued', 'running')"),
+        sqlite_where=sa.text("status IN ('queued', 'running')"),
+    ),
 )

@@ -46,6 +46,7 @@ from facelens.adapters.store.tables import QUEUE_STATUSES
 from facelens.adapters.store.tables import tasks as _tasks
 from facelens.application.ports import StartBody
 from facelens.core.domain import ClaimedTask, DetectOptions, NewTask, ProcessStatus, TaskStatus
+from facelens.core.video import Sampling
 
 TASKS_CHANNEL = "facelens_tasks"
 """The PostgreSQL NOTIFY channel a submission signals and idle workers LISTEN on."""
@@ -62,6 +63,7 @@ _CLAIMED_COLUMNS = (
     _tasks.c.options,
     _tasks.c.attempts,
     _tasks.c.started_at_ms,
+    _tasks.c.video,
     _tasks.c.created_at_ms,
 )
 
@@ -77,6 +79,7 @@ def _claimed(row: sa.Row[Any]) -> ClaimedTask:
         options=DetectOptions.from_json(row.options or {}),
         attempts=row.attempts,
         started_at_ms=row.started_at_ms,
+        video=None if row.video is None else Sampling.from_json(row.video),
         created_at_ms=row.created_at_ms,
     )
 
@@ -201,13 +204,15 @@ class TaskStore(StoreBase):
                 "created_at_ms": now_ms,
                 "error_code": "",
                 "error_info": "",
+                "video": None if task.video is None else task.video.to_json(),
             }
             for task in tasks
         ]
+        cost = sum(task.credits for task in tasks)  # a video reserves its max_frames
         async with self._write() as conn:
-            await debit(conn, account_id, len(rows))
+            await debit(conn, account_id, cost)
             await write_ledger(
-                conn, ledger_row(account_id, -len(rows), "submit", now_ms, creation_id=creation_id)
+                conn, ledger_row(account_id, -cost, "submit", now_ms, creation_id=creation_id)
             )
             result = await conn.execute(
                 sa.insert(_tasks).returning(_tasks.c.id, sort_by_parameter_order=True), rows

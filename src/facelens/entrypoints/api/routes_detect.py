@@ -10,7 +10,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from facelens.application.instant import InstantDetection
+from facelens.application.instant import VIDEO_HINT, InstantDetection
 from facelens.application.intake import IntakeRules
 from facelens.application.options import read_detect_options, to_detect_options
 from facelens.core.callbacks import outcome_fields
@@ -81,6 +81,9 @@ async def _from_json(
     request: Request, account: Account, instant: InstantDetection, rules: IntakeRules
 ) -> TaskOutcome:
     body = _json_object("body", (await request.body()).decode("utf-8", errors="replace"))
+    for key in ("video_url", "target_video_url", "video_base64"):
+        if key in body:
+            raise InvalidParameter(key, VIDEO_HINT)
     payload = DetectUrlRequest.model_validate(body)
     options = to_detect_options(payload, rules.options, "body")
     if (payload.image_url is None) == (payload.image_base64 is None):

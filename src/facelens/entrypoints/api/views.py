@@ -55,10 +55,26 @@ def task_json(view: TaskView) -> JsonObject:
         "result_list": result.get("result_list", []),
         "image": result.get("image"),
         "request_context": view.callback_params,
-        "target_image_url": view.image_url,
+        **_video_fields(view, result),
         "options": view.options.to_json(),
         "deliveries": [delivery_json(d) for d in view.deliveries],
     }
+
+
+def _video_fields(view: TaskView, result: JsonObject) -> JsonObject:
+    """The task's URL under its own name; a video task adds `video`, `tracks` and, while
+    it runs, `progress` {"frames_done", "frames_total"}."""
+    if view.video is None:
+        return {"target_image_url": view.image_url}
+    fields: JsonObject = {
+        "target_video_url": view.image_url,
+        "video": result.get("video"),
+        "tracks": result.get("tracks", []),
+    }
+    if view.progress is not None and view.status is TaskStatus.RUNNING:
+        done, total = view.progress
+        fields["progress"] = {"frames_done": done, "frames_total": total}
+    return fields
 
 
 def usage_json(usage: Usage) -> JsonObject:

@@ -1,0 +1,344 @@
+"""Video tasks in the store: segments as a second queue, and finishing a video once.
+
+`video_segments` is claimed like `tasks` (the shared `claim_statement`: oldest first,
+SKIP LOCKED on PostgreSQL, a lease that a killed worker lets expire). Once its
+segments are planned, a video task has no lease of its own (status running,
+lease_until NULL: the task claim never takes it again); its segments carry it.
+
+Every method that touches a task's row locks it FIRST (`FOR UPDATE` on PostgreSQL;
+SQLite has one writer anyway), then its segments. Recording a segment therefore
+serializes with the other segments of the same task, so exactly one of them sees
+"no segment left" and finishes the task, in the same transaction: stored result,
+complete callback (unique per task and status), refund of the credits not used and
+its ledger row. A failed segment fails the task at once and cancels the others.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from facelens.adapters.store.accounts import credit, ledger_row, write_ledger
+from facelens.adapters.store.base import NOW, StoreBase, claim_statement, for_update
+from facelens.adapters.store.deliveries import insert_delivery_statement, new_delivery
+from facelens.adapters.store.tables import tasks as _tasks
+from facelens.adapters.store.tables import video_segments as _segments
+from facelens.application.video_ports import ClaimedSegment, Render
+from facelens.core.domain import ClaimedTask, DetectOptions, JsonObject, ProcessStatus, TaskStatus
+from facelens.core.video import Sampling, Segment, VideoInfo
+
+if TYPE_CHECKING:  # admin commands load this module: no NumPy (the tracker) here
+    from facelens.core.video_result import VideoResult
+
+QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
+REFUND_REASON = "video_refund"
+
+_TASK_COLUMNS = (
+    _tasks.c.id,
+    _tasks.c.creation_id,
+    _tasks.c.account_id,
+    _tasks.c.image_url,
+    _tasks.c.callback_url,
+    _tasks.c.callback_params,
+    _tasks.c.options,
+    _tasks.c.attempts,
+    _tasks.c.started_at_ms,
+    _tasks.c.status,
+    _tasks.c.worker_id,
+    _tasks.c.video,
+)
+
+
+def sampling_of(video: Any) -> Sampling:
+    """A task's stored `video` column back to its Sampling."""
+    return Sampling.from_json(dict(video or {}))
+
+
+def _claimed_task(row: Any) -> ClaimedTask:
+    return ClaimedTask(
+        id=row.id,
+        creation_id=row.creation_id,
+        account_id=row.account_id,
+        image_url=row.image_url,
+        callback_url=row.callback_url,
+        callback_params=dict(row.callback_params or {}),
+        options=DetectOptions.from_json(row.options or {}),
+        attempts=row.attempts,
+        started_at_ms=row.started_at_ms,
+    )
+
+
+@functools.cache
+def _claim_segment_statement(postgres: bool) -> sa.Update:
+    due = (
+        sa.select(_segments.c.id)
+        .where(
+            _segments.c.status.in_([sa.literal_column(f"'{s}'") for s in (QUEUED, RUNNING)]),
+            sa.or_(_segments.c.status == QUEUED, _segments.c.lease_until < NOW),
+        )
+        .order_by(_segments.c.id)
+    )
+    return (
+        claim_statement(_segments, due, postgres)
+        .values(
+            status=RUNNING,
+            worker_id=sa.bindparam("worker"),
+            lease_until=sa.bindparam("until", type_=sa.BigInteger),
+            attempts=_segments.c.attempts + 1,
+            frames_done=0,  # a segment taken over is redone from its start
+        )
+        .returning(*_segments.c)
+    )
+
+
+def _held_segment(segment_id: int, worker_id: str) -> sa.ColumnElement[bool]:
+    return sa.and_(
+        _segments.c.id == segment_id,
+        _segments.c.worker_id == worker_id,
+        _segments.c.status == RUNNING,
+    )
+
+
+class VideoSegmentStore(StoreBase):
+    """The `VideoStore` port (application/video_ports.py)."""
+
+    async def plan_video(
+        self,
+        task_id: int,
+        worker_id: str,
+        info: JsonObject,
+        segments: Sequence[Segment],
+        lease_ms: int,
+        now_ms: int,
+    ) -> int | None:
+        async with self._write() as conn:
+            row = await self._lock_task(conn, task_id)
+            if row is None or row.status != TaskStatus.RUNNING.value or row.worker_id != worker_id:
+                return None
+            video = {**dict(row.video or {}), "info": info}
+            await conn.execute(
+                sa.update(_tasks)
+                .where(_tasks.c.id == task_id)
+                .values(
+                    video=video,
+                    frames_total=sum(s.frames for s in segments),
+                    frames_done=0,
+                    lease_until=None,
+                    worker_id=None,
+                )
+            )
+            rows = [
+                {
+                    "task_id": task_id,
+                    "seq": s.index,
+                    "start_ms": s.start_ms,
+                    "end_ms": s.end_ms,
+                    "frames": s.frames,
+                    "frames_done": 0,
+                    "status": RUNNING if s.index == 0 else QUEUED,
+                    "attempts": 1 if s.index == 0 else 0,
+                    "lease_until": now_ms + lease_ms if s.index == 0 else None,
+                    "worker_id": worker_id if s.index == 0 else None,
+                    "result": None,
+                    "created_at_ms": now_ms,
+                }
+                for s in segments
+            ]
+            result = await conn.execute(
+                sa.insert(_segments).returning(_segments.c.id, sort_by_parameter_order=True), rows
+            )
+            return int(next(iter(result.scalars())))
+
+    async def claim_segment(
+        self, worker_id: str, lease_ms: int, now_ms: int
+    ) -> ClaimedSegment | None:
+        async with self._write() as conn:
+            claimed = (
+                await conn.execute(
+                    _claim_segment_statement(self._postgres),
+                    {"now": now_ms, "limit": 1, "worker": worker_id, "until": now_ms + lease_ms},
+                )
+            ).first()
+            if claimed is None:
+                return None
+            task = (
+                await conn.execute(sa.select(*_TASK_COLUMNS).where(_tasks.c.id == claimed.task_id))
+            ).one()
+        return ClaimedSegment(
+            id=claimed.id,
+            task=_claimed_task(task),
+            sampling=sampling_of(task.video),
+            seq=claimed.seq,
+            start_ms=claimed.start_ms,
+            end_ms=claimed.end_ms,
+            frames=claimed.frames,
+            attempts=claimed.attempts,
+        )
+
+    async def renew_segment(self, segment_id: int, worker_id: str, until_ms: int) -> bool:
+        async with self._write() as conn:
+            result = await conn.execute(
+                sa.update(_segments)
+                .where(_held_segment(segment_id, worker_id))
+                .values(lease_until=until_ms)
+            )
+        return bool(result.rowcount)
+
+    async def segment_progress(self, segment_id: int, worker_id: str, frames_done: int) -> None:
+        async with self._write() as conn:
+            task_id = await self._task_of(conn, segment_id)
+            if task_id is None:
+                return
+            await self._lock_task(conn, task_id)
+            updated = await conn.execute(
+                sa.update(_segments)
+                .where(_held_segment(segment_id, worker_id))
+                .values(frames_done=frames_done)
+            )
+            if updated.rowcount:
+                await self._sum_progress(conn, task_id)
+
+    async def finish_segment(
+        self,
+        segment_id: int,
+        worker_id: str,
+        record: JsonObject | None,
+        failure: tuple[str, str] | None,
+        render: Render,
+        now_ms: int,
+    ) -> bool:
+        async with self._write() as conn:
+            task_id = await self._task_of(conn, segment_id)
+            if task_id is None:
+                return False
+            task = await self._lock_task(conn, task_id)
+            held = (
+                await conn.execute(
+                    sa.select(_segments.c.id).where(_held_segment(segment_id, worker_id))
+                )
+            ).first()
+            if task is None or held is None:
+                return False
+            if task.status != TaskStatus.RUNNING.value:  # failed by another segment
+                await self._set_segment(conn, segment_id, CANCELLED, None, 0)
+                return False
+            claimed = _claimed_task(task)
+            info = VideoInfo.from_stored(dict(task.video or {}).get("info"))
+            if failure is not None or record is None:
+                await self._set_segment(conn, segment_id, FAILED, None, 0)
+                await conn.execute(
+                    sa.update(_segments)
+                    .where(
+                        _segments.c.task_id == task_id, _segments.c.status.in_([QUEUED, RUNNING])
+                    )
+                    .values(status=CANCELLED, lease_until=None)
+                )
+                failed = failure or ("INTERNAL_ERROR", "a segment has no result")
+                await self._finish_task(conn, task, render(claimed, info, [], failed), now_ms)
+                return True
+            await self._set_segment(conn, segment_id, DONE, record, len(record["frames"]))
+            await self._sum_progress(conn, task_id)
+            left = (
+                await conn.execute(
+                    sa.select(sa.func.count())
+                    .select_from(_segments)
+                    .where(_segments.c.task_id == task_id, _segments.c.status != DONE)
+                )
+            ).scalar_one()
+            if left == 0:
+                records = (
+                    await conn.execute(
+                        sa.select(_segments.c.result)
+                        .where(_segments.c.task_id == task_id)
+                        .order_by(_segments.c.seq)
+                    )
+                ).scalars()
+                result = render(claimed, info, [dict(r) for r in records], None)
+                await self._finish_task(conn, task, result, now_ms)
+            return True
+
+    async def finish_video(
+        self, task_id: int, worker_id: str, result: VideoResult, now_ms: int
+    ) -> bool:
+        async with self._write() as conn:
+            task = await self._lock_task(conn, task_id)
+            if task is None or task.status != TaskStatus.RUNNING.value:
+                return False
+            if task.worker_id != worker_id:
+                return False
+            await self._finish_task(conn, task, result, now_ms)
+            return True
+
+    # steps inside the caller's transaction
+
+    async def _lock_task(self, conn: AsyncConnection, task_id: int) -> sa.Row[Any] | None:
+        query = for_update(sa.select(*_TASK_COLUMNS).where(_tasks.c.id == task_id), self._postgres)
+        row: sa.Row[Any] | None = (await conn.execute(query)).first()
+        return row
+
+    async def _task_of(self, conn: AsyncConnection, segment_id: int) -> int | None:
+        found = await conn.execute(
+            sa.select(_segments.c.task_id).where(_segments.c.id == segment_id)
+        )
+        value = found.scalar_one_or_none()
+        return None if value is None else int(value)
+
+    async def _set_segment(
+        self, conn: AsyncConnection, segment_id: int, status: str, record: Any, done: int
+    ) -> None:
+        await conn.execute(
+            sa.update(_segments)
+            .where(_segments.c.id == segment_id)
+            .values(status=status, result=record, frames_done=done, lease_until=None)
+        )
+
+    async def _sum_progress(self, conn: AsyncConnection, task_id: int) -> None:
+        total = (
+            sa.select(sa.func.coalesce(sa.func.sum(_segments.c.frames_done), 0))
+            .where(_segments.c.task_id == task_id)
+            .scalar_subquery()
+        )
+        await conn.execute(
+            sa.update(_tasks).where(_tasks.c.id == task_id).values(frames_done=total)
+        )
+
+    async def _finish_task(
+        self, conn: AsyncConnection, task: sa.Row[Any], result: VideoResult, now_ms: int
+    ) -> None:
+        """Result, complete callback and refund of the unused reserved credits."""
+        status = TaskStatus.SUCCEEDED if result.succeeded else TaskStatus.FAILED
+        await conn.execute(
+            sa.update(_tasks)
+            .where(_tasks.c.id == task.id)
+            .values(
+                status=status.value,
+                ended_at_ms=now_ms,
+                result=result.result,
+                error_code=result.error_code,
+                error_info=result.error_info,
+                lease_until=None,
+            )
+        )
+        await conn.execute(
+            insert_delivery_statement(self._postgres),
+            [new_delivery(task.id, ProcessStatus.COMPLETED, result.complete_body, now_ms)],
+        )
+        reserved = sampling_of(task.video).max_frames
+        refund = reserved - (result.frames_analysed if result.succeeded else 0)
+        if refund > 0:
+            await credit(conn, task.account_id, refund)
+            await write_ledger(
+                conn,
+                ledger_row(
+                    task.account_id,
+                    refund,
+                    REFUND_REASON,
+                    now_ms,
+                    task_id=task.id,
+                    creation_id=task.creation_id,
+                ),
+            )

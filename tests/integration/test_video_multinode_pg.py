@@ -1,0 +1,183 @@
+"""A segmented video task on PostgreSQL with three real worker processes, one of them
+killed with SIGKILL in the middle of a segment.
+
+A fresh database, one `facelens serve --no-worker` API process and three `facelens
+worker` processes (segments of 1 s, leases of 3 s), a loopback host serving a clip made
+here from a dev photo, a loopback receiver answering 200. As soon as a worker holds a
+running segment it is killed; another worker claims that segment when its lease
+expires and redoes it. The task must still end with exactly one start and one complete
+callback, every sampled frame analysed once, credits charged == frames analysed, and
+the ledger summing to the balance.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pytest
+import sqlalchemy as sa
+from PIL import Image
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.pool import NullPool
+
+from tests.support.clips import View, make_clip
+from tests.support.fleet import (
+    DEV_IMAGES,
+    Fleet,
+    account_of,
+    fleet_env,
+    query,
+    run_async,
+    stop_all,
+    submit,
+    wait_healthy,
+)
+from tests.support.servers import HttpServer, Reply, free_port
+
+pytestmark = [pytest.mark.slow, pytest.mark.postgres]
+
+PG_URL = os.environ.get("FACELENS_TEST_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
+PHOTO = DEV_IMAGES / "WIDER_val" / "images" / "19--Couple" / "19_Couple_Couple_19_1014.jpg"
+SECONDS = 8
+INTERVAL_MS = 200
+FRAMES = SECONDS * 1000 // INTERVAL_MS  # 25 fps: every grid point is a frame
+
+
+async def _admin(statement: str) -> None:
+    engine = create_async_engine(
+        PG_URL, isolation_level="AUTOCOMMIT", poolclass=NullPool, connect_args={"timeout": 5}
+    )
+    try:
+        async with engine.connect() as conn:
+            await conn.execute(sa.text(statement))
+    finally:
+        await engine.dispose()
+
+
+def still_clip(path: Path) -> bytes:
+    with Image.open(PHOTO) as photo:
+        width, height = photo.size
+    width = min(width, int(height * 16 / 9))
+    views = [View(width / 2, height / 2, width)] * (SECONDS * 25)
+    make_clip(PHOTO, np.zeros((0, 4)), path, fps=Fraction(25), seconds=SECONDS, views=views)
+    return path.read_bytes()
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[Fleet]:
+    try:
+        run_async(_admin("SELECT 1"))
+    except Exception as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"PostgreSQL not reachable: {exc}")
+        pytest.skip(f"PostgreSQL not reachable: {exc}")
+    if not PHOTO.is_file():
+        pytest.skip(f"dev photo not found: {PHOTO}")
+    name = f"facelens_video_{uuid.uuid4().hex[:12]}"
+    url = make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
+    clip = Reply(200, {"Content-Type": "video/mp4"}, still_clip(tmp_path / "clip.mp4"))
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    run_async(_admin(f'CREATE DATABASE "{name}" TEMPLATE template0'))
+    try:
+        with HttpServer({"/clip.mp4": clip}) as videos, HttpServer(default=Reply(200)) as hook:
+            env = fleet_env(url, logs / "data", lease_seconds="3", video_segment_seconds="1")
+            port = free_port()
+            running = Fleet(url, env, [port], videos.url("/clip.mp4"), hook, logs)
+            try:
+                running.cli("db", "upgrade")
+                running.apis = [running.spawn("api0", "serve", "--no-worker", port=port)]
+                running.workers = [running.spawn(f"worker{i}", "worker") for i in range(3)]
+                wait_healthy(running)
+                yield running
+            finally:
+                stop_all(running.apis + running.workers)
+    finally:
+        run_async(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+def test_worker_killed_mid_segment_one_start_one_complete(cluster: Fleet) -> None:
+    key = cluster.new_account(credits=1000)
+    account_id, opening = account_of(cluster, key)
+    body = {
+        "aigc_type": "face_detect",
+        "callback_url": cluster.receiver.url("/cb"),
+        "task_list": [
+            {
+                "additional_params": {
+                    "target_video_url": cluster.image_url,
+                    "frame_interval_ms": INTERVAL_MS,
+                    "max_frames": 100,
+                }
+            }
+        ],
+    }
+    answer = submit(cluster.api_ports[0], key, body)
+    assert answer["code"] == 100000, answer
+    [task_id] = answer["data"]["task_id_list"]
+
+    # Kill the first worker seen holding a running segment of the task, mid-segment.
+    pids = {proc.pid: proc for proc in cluster.workers}
+    deadline = time.monotonic() + 120
+    victim = None
+    while victim is None:
+        rows = query(
+            cluster.database_url,
+            "SELECT worker_id, seq FROM video_segments WHERE task_id = :t AND status = 'running' "
+            "AND frames_done < frames",
+            t=task_id,
+        )
+        for worker_id, seq in rows:
+            pid = int(str(worker_id).rsplit(":", 1)[-1])
+            if pid in pids:
+                victim, killed_seq = pids[pid], seq
+                break
+        assert time.monotonic() < deadline, f"no segment ever ran\n{cluster.log_tails()}"
+        time.sleep(0.05)
+    os.kill(victim.pid, signal.SIGKILL)
+    victim.wait(timeout=10)
+
+    deadline = time.monotonic() + 240
+    while True:
+        ids = Counter(r.headers["webhook-id"] for r in cluster.receiver.requests_to("/cb"))
+        if ids.get(f"msg_{task_id}_2"):
+            break
+        assert time.monotonic() < deadline, f"no complete callback\n{cluster.log_tails()}"
+        time.sleep(0.25)
+    time.sleep(1.0)  # a second complete callback, were there one, would have come by now
+    requests = cluster.receiver.requests_to("/cb")
+    ids = Counter(r.headers["webhook-id"] for r in requests)
+    assert ids == {f"msg_{task_id}_1": 1, f"msg_{task_id}_2": 1}, ids
+    complete = json.loads(next(r.body for r in requests if r.headers["webhook-id"].endswith("_2")))
+    assert complete["result_code"] == 1, complete
+    assert complete["video"]["frames_analysed"] == FRAMES
+    stamps = sorted({face["timestamp_ms"] for face in complete["result_list"]})
+    assert len(stamps) == len(set(stamps)) and stamps[-1] < SECONDS * 1000
+    steady = [t for t in complete["tracks"] if t["frames"] == FRAMES]
+    assert steady, "a face in every frame keeps one track id across all segments"
+
+    segments = query(
+        cluster.database_url,
+        "SELECT seq, status, attempts FROM video_segments WHERE task_id = :t ORDER BY seq",
+        t=task_id,
+    )
+    assert len(segments) == SECONDS and {row[1] for row in segments} == {"done"}
+    assert dict((row[0], row[2]) for row in segments)[killed_seq] >= 2, segments
+
+    _, balance = account_of(cluster, key)
+    [(ledger_sum,)] = query(
+        cluster.database_url,
+        "SELECT coalesce(sum(delta), 0) FROM ledger WHERE account_id = :a",
+        a=account_id,
+    )
+    assert balance == ledger_sum == opening - FRAMES
