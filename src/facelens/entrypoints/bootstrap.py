@@ -39,8 +39,8 @@ from facelens.application.options import OptionRules
 from facelens.application.pipeline import ImagePipeline
 from facelens.application.ports import Clock, Detector, Store
 from facelens.application.service import TaskService
-from facelens.application.video_tasks import VideoConfig, VideoTasks
 from facelens.application.telemetry import OpsStore
+from facelens.application.video_tasks import VideoConfig, VideoTasks
 from facelens.application.worker import Worker, WorkerConfig
 from facelens.core.netpolicy import AddressPolicy, validate_url
 from facelens.entrypoints.config import Settings
