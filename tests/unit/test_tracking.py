@@ -52,6 +52,16 @@ def test_a_missed_frame_keeps_the_id() -> None:
     assert [x for x in run(tracker, frames) if x] == [[1]] * 6
 
 
+def test_a_moving_face_hidden_for_several_frames_is_found_where_it_went() -> None:
+    """250 px/s, hidden for 10 frames (0.4 s, within the survival window): the filter
+    extrapolates once per frame from where it stood, not again from the last sighting."""
+    tracker = Tracker(40)
+    frames = [(i * 40, [face(100 + 10 * i, 200, side=40)]) for i in range(30)]
+    for i in range(10, 20):
+        frames[i] = (i * 40, [])
+    assert [x for x in run(tracker, frames) if x] == [[1]] * 20
+
+
 def test_long_intervals_follow_a_face_that_moves_more_than_its_size() -> None:
     """At 1000 ms a pan moves a face further than its width: IoU is zero, the
     centre-distance fallback still links it (size similar, nothing else near)."""

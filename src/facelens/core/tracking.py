@@ -94,6 +94,9 @@ class _Track:
     track_id: int
     filter: KalmanBox
     last_ms: int
+    """When the track last had a face."""
+    state_ms: int
+    """The time the filter's state refers to (predicted up to the latest frame)."""
 
 
 class Tracker:
@@ -124,7 +127,8 @@ class Tracker:
         self._last_ms = timestamp_ms
         self._tracks = [t for t in self._tracks if timestamp_ms - t.last_ms <= self.survival_ms]
         for track in self._tracks:
-            track.filter.predict((timestamp_ms - track.last_ms) / 1000.0)
+            track.filter.predict((timestamp_ms - track.state_ms) / 1000.0)
+            track.state_ms = timestamp_ms
         boxes = np.array([face_box(f) for f in faces], float).reshape(-1, 4)
         predicted = np.array([t.filter.box() for t in self._tracks], float).reshape(-1, 4)
         predicted = camera_motion(predicted, boxes)
@@ -155,7 +159,9 @@ class Tracker:
         low = match(low, 1e-6, proximity=True)
         for i in sorted(high + low):
             ids[i] = self._next_id
-            self._tracks.append(_Track(self._next_id, KalmanBox(face_box(faces[i])), timestamp_ms))
+            self._tracks.append(
+                _Track(self._next_id, KalmanBox(face_box(faces[i])), timestamp_ms, timestamp_ms)
+            )
             self._next_id += 1
         return ids
 
