@@ -3,6 +3,7 @@
 import { call } from './api.js';
 import { clear, el, errorBox, field, formatTime, shorten, showError } from './dom.js';
 import { rawJson, renderFaces } from './faces.js';
+import { isVideo, tracksTimeline } from './video.js';
 
 const STATUSES = ['queued', 'running', 'succeeded', 'failed'];
 const PAGE_SIZE = 20;
@@ -67,13 +68,14 @@ export function renderTaskList(view, app, path) {
       }
       for (const task of data.tasks) {
         const context = JSON.stringify(task.request_context ?? {});
+        const source = task.target_image_url || task.target_video_url || '';
         body.append(el('tr', { dataset: { task: task.task_id } },
           el('td', {}, el('a', { href: `#/tasks/${encodeURIComponent(task.task_id)}`, text: task.task_id })),
           el('td', {}, badge(task.status)),
           el('td', { text: formatTime(task.create_time) }),
           el('td', { text: formatTime(task.start_time) }),
           el('td', { text: formatTime(task.end_time) }),
-          el('td', { class: 'wrap mono', title: task.target_image_url, text: shorten(task.target_image_url, 48) }),
+          el('td', { class: 'wrap mono', title: source, text: shorten(source, 48) }),
           el('td', { class: 'wrap mono', title: context, text: shorten(context, 48) }),
           el('td', {}, callbackSummary(task))));
       }
@@ -167,7 +169,7 @@ export function renderTaskDetail(view, app, path) {
       ['Started', formatTime(task.start_time)],
       ['Ended', formatTime(task.end_time)],
       ['Cost', task.cost_time === null ? '—' : `${task.cost_time} s`],
-      ['Image URL', task.target_image_url],
+      task.target_video_url ? ['Video URL', task.target_video_url] : ['Image URL', task.target_image_url],
       ['Result', task.result_code === 1 ? `${task.result_list.length} faces`
         : (task.error_code ? `${task.error_code}: ${task.error_info}` : '—')],
       ['Options', el('pre', { class: 'json small', text: JSON.stringify(task.options, null, 1) })],
@@ -181,8 +183,10 @@ export function renderTaskDetail(view, app, path) {
     redeliver.disabled = !complete || complete.status === 'pending';
     if (!shownResult && ['succeeded', 'failed'].includes(task.status)) {
       shownResult = true;
-      if (task.result_code === 1) {
-        await renderFaces(result, task.target_image_url, task, { raw: task, listBoxes: true });
+      if (task.result_code === 1 && isVideo(task)) {
+        clear(result).append(tracksTimeline(task), rawJson(task));
+      } else if (task.result_code === 1) {
+        await renderFaces(result, task.target_image_url, task, { raw: task });
       } else {
         clear(result).append(rawJson(task));
       }
