@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from facelens.adapters.metrics import Metrics
-from facelens.application.telemetry import QueueStats, WorkerBeat
+from facelens.application.telemetry import OpsStore
 
 SUFFIXES = {
     "counter": ("_total", "_created"),
@@ -16,26 +14,11 @@ SUFFIXES = {
 }
 
 
-class FixedQueue:
-    """An OpsStore that always reports the same queue (names only, no database)."""
-
-    async def queue_stats(self) -> QueueStats:
-        return QueueStats(queued=3, running=1, callbacks_pending=2, oldest_queued_at_ms=0)
-
-    async def record_heartbeat(self, beat: WorkerBeat) -> None:
-        pass
-
-    async def live_workers(self, seen_since_ms: int) -> Sequence[WorkerBeat]:
-        return []
-
-    async def forget_worker(self, worker_id: str) -> None:
-        pass
-
-
-async def exposed_series(metrics: Metrics) -> set[str]:
-    """Every series name `metrics` can expose, the queue gauges included."""
+async def exposed_series(metrics: Metrics, ops: OpsStore) -> set[str]:
+    """Every series name `metrics` can expose, the queue gauges (read from `ops`)
+    included."""
     if metrics.queue is None:
-        metrics.watch_queue(FixedQueue())
+        metrics.watch_queue(ops)
     await metrics.exposition()  # refresh the queue gauges
     names: set[str] = set()
     for family in metrics.registry.collect():

@@ -7,11 +7,14 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import yaml
 
 from facelens.adapters.metrics import Metrics, ProcessInfo
+from facelens.adapters.store.migrate import upgrade
+from facelens.adapters.store.sql_store import open_store
 from tests.ops.metric_names import exposed_series
 from tests.ops.promtool import DEPLOY, promtool
 
@@ -56,11 +59,19 @@ def _alert_exprs() -> list[str]:
     return [rule["expr"] for group in rules["groups"] for rule in group["rules"]]
 
 
-async def test_dashboard_and_alerts_name_only_exposed_metrics() -> None:
+async def test_dashboard_and_alerts_name_only_exposed_metrics(tmp_path: Path) -> None:
     dashboard = json.loads((DEPLOY / "grafana" / "facelens.json").read_text())
     dashboard_exprs = list(_dashboard_exprs(dashboard))
     assert len(dashboard_exprs) >= 15
-    exposed = await exposed_series(Metrics(ProcessInfo(version="test", role="serve")))
+    url = f"sqlite+aiosqlite:///{tmp_path / 'facelens.db'}"
+    await upgrade(url)
+    store = await open_store(url)
+    try:
+        metrics = Metrics(ProcessInfo(version="test", role="serve"))
+        exposed = await exposed_series(metrics, store)
+    finally:
+        await store.close()
+    assert "facelens_workers_live" in exposed  # the queue gauges were read
     for where, exprs in (("dashboard", dashboard_exprs), ("alerts", _alert_exprs())):
         named = set().union(*(series_named(expr) for expr in exprs))
         assert named, where

@@ -66,6 +66,26 @@ async def test_queue_gauges_read_the_store_at_most_once_a_second() -> None:
     assert families["facelens_store_up"].samples[0].value == 1
 
 
+async def test_a_slow_read_is_repeated_less_often() -> None:
+    """A read of 0.5 s (a huge backlog) keeps its answer for 10 s, not 1 s."""
+    now = [0.0]
+    queue = ScriptedQueue()
+
+    async def slow_stats() -> QueueStats:
+        now[0] += 0.5
+        return queue.stats
+
+    queue.queue_stats = slow_stats  # type: ignore[method-assign]
+    gauges = QueueGauges(queue, monotonic=lambda: now[0])
+    await gauges.refresh()
+    now[0] += 5
+    await gauges.refresh()
+    assert gauges.reads == 1
+    now[0] += 5
+    await gauges.refresh()
+    assert gauges.reads == 2
+
+
 async def test_unreachable_store_drops_the_queue_gauges_instead_of_going_stale() -> None:
     now = [0.0]
     queue = ScriptedQueue()
