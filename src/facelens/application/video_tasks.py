@@ -25,8 +25,9 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from facelens.application.ports import Clock
 from facelens.application.video_ports import (
@@ -62,6 +63,7 @@ class VideoConfig:
     poll_interval_s: float = 0.5
     max_segment_attempts: int = 3
     progress_every_s: float = 1.0
+    stop_grace_s: float = 30.0
 
 
 def render(
@@ -180,7 +182,25 @@ class VideoTasks:
             if segment is None:
                 await wait_first(self._config.poll_interval_s, stop, self._wakeup)
                 continue
-            await self._run_segment(segment)
+            await self._until_stopped(self._run_segment(segment), stop)
+
+    async def _until_stopped(self, work: Coroutine[Any, Any, None], stop: asyncio.Event) -> None:
+        """Run `work`; once `stop` is set, give it `stop_grace_s` more, then cut it (its
+        segment's lease expires and another worker redoes it)."""
+        job = asyncio.create_task(work)
+        stopping = asyncio.create_task(stop.wait())
+        try:
+            await asyncio.wait({job, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            if not job.done():
+                done, _ = await asyncio.wait({job}, timeout=self._config.stop_grace_s)
+                if not done:
+                    log.info("segment cut at shutdown; its lease will expire")
+                    job.cancel()
+            await asyncio.gather(job, return_exceptions=True)
+        finally:
+            stopping.cancel()
+            if not job.done():
+                job.cancel()
 
     async def _run_segment(self, segment: ClaimedSegment) -> None:
         task, sampling = segment.task, segment.sampling

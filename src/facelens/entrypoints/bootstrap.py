@@ -152,6 +152,7 @@ def video_tasks(
         segment_ms=round(settings.video_segment_seconds * 1000),
         lease_ms=int(settings.lease_seconds * 1000),
         poll_interval_s=settings.poll_interval,
+        stop_grace_s=settings.stop_grace_seconds,
     )
     return VideoTasks(store, downloads, decoder, pipeline.detect, clock, config)
 

@@ -171,7 +171,8 @@ video_segments = sa.Table(
     # The parts of a video task that any worker claims like tasks (migration 0002;
     # adapters/store/video.py): time range, frames, lease; its faces once done.
     sa.Column("id", Id, primary_key=True, autoincrement=True),
-    sa.Column("task_id", Id, sa.ForeignKey("tasks.id"), nullable=False),
+    # Deleting a task (retention) deletes its segments.
+    sa.Column("task_id", Id, sa.ForeignKey("tasks.id", ondelete="CASCADE"), nullable=False),
     sa.Column("seq", sa.Integer, nullable=False),
     sa.Column("start_ms", Millis, nullable=False),
     sa.Column("end_ms", Millis, nullable=False),

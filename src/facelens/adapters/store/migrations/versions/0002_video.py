@@ -52,7 +52,10 @@ def upgrade() -> None:
         sa.Column("result", sa.JSON(none_as_null=True), nullable=True),
         sa.Column("created_at_ms", sa.BigInteger(), nullable=False),
         sa.ForeignKeyConstraint(
-            ["task_id"], ["tasks.id"], name=op.f("fk_video_segments_task_id_tasks")
+            ["task_id"],
+            ["tasks.id"],
+            name=op.f("fk_video_segments_task_id_tasks"),
+            ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_video_segments")),
         sa.UniqueConstraint("task_id", "seq", name=op.f("uq_video_segments_task_id_seq")),
