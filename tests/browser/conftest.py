@@ -125,6 +125,11 @@ class ImageHost:
     def url(self, relative: str) -> str:
         return self.server.url(f"/dev/{relative}")
 
+    def add(self, path: str, body: bytes, content_type: str) -> str:
+        """Serves `body` at `path` too; its URL."""
+        self.server.route(path, Reply(200, {"Content-Type": content_type}, body))
+        return self.server.url(path)
+
 
 @pytest.fixture(scope="session")
 def dev_images() -> Path:

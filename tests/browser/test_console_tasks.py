@@ -3,10 +3,16 @@ their callbacks, Redeliver, hostile callback_params, keys and the webhook secret
 
 from __future__ import annotations
 
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
 import pytest
+from PIL import Image
 
 from tests.browser.conftest import COUPLE, FACE_IMAGES, Console, ImageHost
 from tests.browser.test_console import assert_tab_reaches_every_control
+from tests.support.clips import View, make_clip
 from tests.support.servers import HttpServer
 
 pytestmark = pytest.mark.slow
@@ -129,3 +135,35 @@ def test_account_usage_secret_and_keys(console: Console) -> None:
         facelens.api("GET", "/api/account", headers={"Authorization": f"Bearer {new_key}"})["code"]
         == 100030
     )
+
+
+def test_a_video_url_becomes_a_task_with_its_tracks_on_a_timeline(
+    console: Console, images: ImageHost, receiver: HttpServer, tmp_path: Path
+) -> None:
+    photo = images.root / COUPLE
+    with Image.open(photo) as opened:
+        width, height = opened.size
+    views = [View(width / 2, height / 2, width)] * 50  # 2 s at 25 fps, the faces still
+    clip = make_clip(
+        photo, np.zeros((0, 4)), tmp_path / "still.mp4", fps=Fraction(25), seconds=2.0, views=views
+    )
+    url = images.add("/clips/still.mp4", clip.path.read_bytes(), "video/mp4")
+
+    console.sign_in()
+    page = console.page
+    page.get_by_label("Video URL").fill(url)
+    page.get_by_label("Callback URL").fill(receiver.url("/video-cb"))
+    page.get_by_label("Frame interval (ms)").fill("500")
+    page.get_by_label("Max frames (one credit each)").fill("4")
+    page.get_by_role("button", name="Submit video task").click()
+    page.get_by_role("link", name="follow it").click()
+    heading = page.get_by_role("heading", name="Task ")
+    heading.wait_for()
+    task_id = heading.inner_text().removeprefix("Task ").strip()
+    task = console.facelens.settled(task_id)
+    assert task["video"]["frames_analysed"] == 4 and len(task["tracks"]) >= 2
+
+    page.locator("svg.chart.tracks").wait_for()
+    assert page.locator("table.tracks tbody tr").count() == len(task["tracks"])
+    assert page.locator("svg.chart.tracks circle").count() == len(task["result_list"])
+    console.screenshot("console-video.png")

@@ -49,7 +49,7 @@ export function renderTaskList(view, app, path) {
   const body = el('tbody');
   const table = el('table', { class: 'tasks' },
     el('caption', { text: 'Newest first' }),
-    el('thead', {}, el('tr', {}, ['Task', 'Status', 'Created', 'Started', 'Ended', 'Image URL', 'callback_params', 'Callbacks']
+    el('thead', {}, el('tr', {}, ['Task', 'Status', 'Created', 'Started', 'Ended', 'Image or video URL', 'callback_params', 'Callbacks']
       .map((h) => el('th', { scope: 'col', text: h })))),
     body);
   const pager = el('nav', { class: 'row pager', 'aria-label': 'Pages' });
@@ -127,6 +127,15 @@ function deliveryTimeline(delivery) {
     next);
 }
 
+function resultSummary(task) {
+  if (task.result_code === 1 && isVideo(task)) {
+    const frames = task.video ? task.video.frames_analysed : '?';
+    return `${task.result_list.length} faces in ${frames} frames, ${task.tracks.length} tracks`;
+  }
+  if (task.result_code === 1) return `${task.result_list.length} faces`;
+  return task.error_code ? `${task.error_code}: ${task.error_info}` : '—';
+}
+
 function settled(task) {
   return ['succeeded', 'failed'].includes(task.status)
     && task.deliveries.length === 2
@@ -170,12 +179,12 @@ export function renderTaskDetail(view, app, path) {
       ['Ended', formatTime(task.end_time)],
       ['Cost', task.cost_time === null ? '—' : `${task.cost_time} s`],
       task.target_video_url ? ['Video URL', task.target_video_url] : ['Image URL', task.target_image_url],
-      ['Result', task.result_code === 1 ? `${task.result_list.length} faces`
-        : (task.error_code ? `${task.error_code}: ${task.error_info}` : '—')],
+      ['Result', resultSummary(task)],
+      task.progress ? ['Progress', `${task.progress.frames_done} of ${task.progress.frames_total} frames`] : null,
       ['Options', el('pre', { class: 'json small', text: JSON.stringify(task.options, null, 1) })],
       ['callback_params', el('pre', { class: 'json small context', text: JSON.stringify(task.request_context, null, 2) })],
     ];
-    for (const [name, value] of rows) facts.append(el('dt', { text: name }), el('dd', { class: 'wrap' }, value));
+    for (const [name, value] of rows.filter(Boolean)) facts.append(el('dt', { text: name }), el('dd', { class: 'wrap' }, value));
     clear(callbacks);
     if (!task.deliveries.length) callbacks.append(el('p', { class: 'muted', text: 'No callback scheduled yet.' }));
     for (const delivery of task.deliveries) callbacks.append(deliveryTimeline(delivery));

@@ -3,6 +3,7 @@
 import { call } from './api.js';
 import { el, errorBox, field, showError } from './dom.js';
 import { renderFaces } from './faces.js';
+import { videoForm } from './video.js';
 
 function select(id, options) {
   return el('select', { id, name: id },
@@ -64,7 +65,8 @@ export function renderTry(view, app) {
     el('div', { class: 'row' }, detect, status),
     error);
   const result = el('section', { class: 'result', 'aria-label': 'Result' });
-  view.append(el('div', { class: 'try' }, form, result));
+  const video = videoForm(() => readOptions(form));
+  view.append(el('div', { class: 'try' }, el('div', { class: 'forms' }, form, video), result));
 
   let objectUrl = null;
   const describe = () => {

@@ -30,7 +30,7 @@ export function videoForm(readOptions) {
   });
   const maxFrames = el('input', {
     id: 'max-frames', name: 'max-frames', type: 'number', min: '1', step: '1',
-    placeholder: 'server default',
+    placeholder: '300',
   });
   const error = errorBox();
   const status = el('p', { class: 'muted', 'aria-live': 'polite' });
