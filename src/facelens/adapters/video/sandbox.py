@@ -92,13 +92,19 @@ class VideoSession:
         await self.close()
 
     async def close(self) -> None:
+        """Kill the child if it still runs, reap it and close its pipes."""
         if self._process.returncode is None:
             with contextlib.suppress(ProcessLookupError):
                 self._process.kill()
-        await self._process.wait()
         self._drain.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._drain
+        # Reading both pipes to their end lets asyncio close the transport now, not in
+        # a finalizer after the event loop is gone.
+        with contextlib.suppress(OSError, ValueError, TimeoutError):
+            async with asyncio.timeout(10):
+                await self._process.communicate()
+        await self._process.wait()
 
     async def start(self) -> VideoPlan:
         header, _ = await self._expect()
