@@ -3,9 +3,10 @@
 dispatcher), a loopback image host serving the dev photos and a loopback webhook
 receiver. Nothing leaves loopback; no browser is ever downloaded.
 
-One server per session and one browser per module (the expensive parts); each test gets
-a fresh browser context (its own sessionStorage) whose page errors and console errors
-fail it.
+One server for this package (stopped as soon as its tests are done, so it does not poll
+its database while the rest of the suite runs) and one browser per module: the
+expensive parts. Each test gets a fresh browser context (its own sessionStorage) whose
+page errors and console errors fail it.
 """
 
 from __future__ import annotations
@@ -131,21 +132,21 @@ class ImageHost:
         return self.server.url(path)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def dev_images() -> Path:
     if not DEV_IMAGES.is_dir():
         pytest.skip(f"WIDER FACE dev subset not found at {DEV_IMAGES.resolve()}")
     return DEV_IMAGES.resolve()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def images(dev_images: Path) -> Iterator[ImageHost]:
     host = ImageHost(dev_images)
     with host.server:
         yield host
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def receiver() -> Iterator[HttpServer]:
     """A webhook receiver that confirms every callback (HTTP 200)."""
     with HttpServer(default=Reply(200, {"Content-Type": "text/plain"}, b"ok")) as server:
@@ -158,7 +159,7 @@ def _read_key(process: subprocess.Popen[str], lines: list[str]) -> None:
         lines.append(line.strip())
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def facelens(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Facelens]:
     """`facelens serve` on an empty SQLite database: it migrates, creates the default
     account and prints its key once on stdout, as `make serve` does for a newcomer."""
