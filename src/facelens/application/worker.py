@@ -206,8 +206,10 @@ class Worker:
     async def _process(self, task: ClaimedTask) -> None:
         if task.video is not None and self._video is not None:
             try:
-                await self._video.run_task(task, task.video)
+                with log_context(task_id=task.id, account_id=task.account_id):
+                    await self._video.run_task(task, task.video)
             finally:
+                self.reports.released((task.id,))  # it records its own outcome
                 self._held.discard(task.id)
                 self._room.set()
                 self._on_finished()  # its callbacks may be due: wake the dispatcher
