@@ -88,6 +88,7 @@ async def test_metrics_move_with_real_tasks_and_pass_promtool(
         await eventually(lambda: service.tasks_settled(ids), 60, "three tasks settled")
         # a task view by id, so the route template shows up in the request counter
         ok, _, failed = [await service.task(task_id) for task_id in ids]
+        assert (await service.client.get(f"/no/such/path/{ids[0]}")).status_code == 404
 
     text = await scrape(service, "s3cret")
     promtool("check", "metrics", stdin=text.encode())
@@ -109,6 +110,8 @@ async def test_metrics_move_with_real_tasks_and_pass_promtool(
     route = {"method": "GET", "route": "/api/aigc/task/{task_id}", "status": "200"}
     assert value(after, "facelens_http_requests_total", **route) >= 3
     routes = {dict(labels).get("route") for name, labels in after if "http_requests" in name}
+    unmatched = {"method": "GET", "route": "unmatched", "status": "404"}
+    assert value(after, "facelens_http_requests_total", **unmatched) == 1
     assert not any(str(task_id) in str(r) for r in routes for task_id in ids), routes
     assert value(after, "facelens_queue_depth", state="queued") == 0
     assert value(after, "facelens_oldest_queued_seconds") == 0
