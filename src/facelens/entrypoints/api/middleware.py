@@ -11,6 +11,7 @@ import json
 import logging
 import secrets
 import time
+from collections.abc import Sequence
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -19,8 +20,9 @@ from facelens.application.logcontext import log_context
 log = logging.getLogger("facelens.api")
 
 
-class RequestContext:
-    """Gives every request an id (X-Request-ID, echoed back) and logs one line per request."""
+class HttpMiddleware:
+    """A pure ASGI middleware that acts on HTTP requests only: lifespan and websocket
+    scopes go straight through to the app."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -29,33 +31,54 @@ class RequestContext:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        await self.handle(scope, receive, send)
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        raise NotImplementedError
+
+
+class WatchedSend:
+    """The `send` a middleware hands the app: notes the status of the response the app
+    starts (`status` keeps `default` if it never does) and appends `headers` to it."""
+
+    def __init__(
+        self, send: Send, default: int, headers: Sequence[tuple[bytes, bytes]] = ()
+    ) -> None:
+        self._send = send
+        self._headers = list(headers)
+        self.status = default
+
+    async def __call__(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.status = message["status"]
+            if self._headers:
+                message["headers"] = [*message.get("headers", []), *self._headers]
+        await self._send(message)
+
+
+class RequestContext(HttpMiddleware):
+    """Gives every request an id (X-Request-ID, echoed back) and logs one line per request."""
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         rid = secrets.token_hex(8)
         scope.setdefault("state", {})["request_id"] = rid
         started = time.perf_counter()
-        status = 0
-
-        async def send_with_id(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-                message["headers"] = [*message.get("headers", []), (b"x-request-id", rid.encode())]
-            await send(message)
-
+        answer = WatchedSend(send, 0, [(b"x-request-id", rid.encode())])
         with log_context(request_id=rid):  # every log line of this request carries it
             try:
-                await self.app(scope, receive, send_with_id)
+                await self.app(scope, receive, answer)
             finally:
                 log.info(
                     "request %s %s %s -> %d (%.1f ms)",
                     rid,
                     scope.get("method", ""),
                     scope.get("path", ""),
-                    status,
+                    answer.status,
                     (time.perf_counter() - started) * 1000,
                 )
 
 
-class BodyLimit:
+class BodyLimit(HttpMiddleware):
     """Reads the body (bounded) before the app sees it, then replays it.
 
     `limits` maps a path prefix to its own limit (the upload endpoint takes images);
@@ -63,7 +86,7 @@ class BodyLimit:
     """
 
     def __init__(self, app: ASGIApp, default_bytes: int, limits: dict[str, int]) -> None:
-        self.app = app
+        super().__init__(app)
         self.default_bytes = default_bytes
         self.limits = limits
 
@@ -73,10 +96,7 @@ class BodyLimit:
                 return limit
         return self.default_bytes
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         limit = self.limit_for(scope.get("path", ""))
         for name, value in scope.get("headers", []):
             if name == b"content-length" and value.isdigit() and int(value) > limit:

@@ -14,11 +14,12 @@ from __future__ import annotations
 import time
 
 from fastapi import APIRouter, Request, Response
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from facelens.adapters.metrics import CONTENT_TYPE, Metrics
 from facelens.core.domain import JsonObject
 from facelens.core.errors import StoreUnavailable
+from facelens.entrypoints.api.middleware import HttpMiddleware, WatchedSend
 from facelens.entrypoints.bootstrap import Services
 from facelens.entrypoints.metrics_server import token_accepted
 
@@ -40,36 +41,23 @@ def app_metrics(app: object) -> Metrics | None:
     return metrics if isinstance(metrics, Metrics) else None
 
 
-class RequestMetrics:
-    """Pure ASGI middleware: one `facelens_http_requests_total` increment and one
-    duration observation per answered request (500 when the app raised before
-    answering). The metrics belong to the services the lifespan opened."""
+class RequestMetrics(HttpMiddleware):
+    """One `facelens_http_requests_total` increment and one duration observation per
+    answered request (500 when the app raised before answering). The metrics belong to
+    the services the lifespan opened."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
-        status = 500
-
-        async def send_status(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
+        answer = WatchedSend(send, 500)
         try:
-            await self.app(scope, receive, send_status)
+            await self.app(scope, receive, answer)
         finally:
             metrics = app_metrics(scope.get("app"))
             if metrics is not None:
                 metrics.http_request(
                     scope.get("method", ""),
                     route_template(scope),
-                    status,
+                    answer.status,
                     time.perf_counter() - started,
                 )
 
