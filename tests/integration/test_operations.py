@@ -166,6 +166,8 @@ async def test_logs_name_request_task_and_account_and_never_a_secret(
         claimed = [e for e in lines if e.get("task_id") == task_id and "claimed" in e["message"]]
         assert claimed and claimed[0]["account_id"] == account
         assert claimed[0]["message"].endswith(image.split("?")[0])  # scheme://host/path
+        outcome = [e for e in lines if "failed IMAGE_DOWNLOAD_FAILED" in e["message"]]
+        assert outcome and outcome[0]["task_id"] == task_id
         callback = [e for e in lines if "callback 2 attempt 1" in e["message"]]
         assert callback and callback[0]["task_id"] == task_id
         assert all({"time", "level", "logger", "message"} <= set(e) for e in lines)

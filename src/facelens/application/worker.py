@@ -235,23 +235,8 @@ class Worker:
             finish = result.finish
             self._held.discard(finish.task_id)
             self.reports.recorded(finish, result.held)
-            outcome = finish.outcome
-            if result.held is None:
-                log.warning(
-                    "task %d: outcome not recorded (database unreachable); its lease will "
-                    "expire and another worker redoes it",
-                    finish.task_id,
-                )
-            elif not result.held:
-                log.warning("task %d: lease lost before finishing; outcome dropped", finish.task_id)
-            else:
-                log.info(
-                    "task %d: %s (%d faces)%s",
-                    finish.task_id,
-                    "succeeded" if outcome.succeeded else f"failed {outcome.error_code}",
-                    len(outcome.faces),
-                    " refunded" if finish.refund else "",
-                )
+            with log_context(task_id=finish.task_id):
+                _log_recorded(result)
         self._room.set()
         if any(result.held for result in results):
             self._on_finished()  # complete deliveries were written: wake the dispatcher
@@ -300,3 +285,24 @@ class Worker:
             self._held.difference_update(unfinished)
             self.reports.released(unfinished)
             log.info("worker %s: released %d unfinished tasks", self._config.worker_id, released)
+
+
+def _log_recorded(result: Recorded) -> None:
+    finish = result.finish
+    outcome = finish.outcome
+    if result.held is None:
+        log.warning(
+            "task %d: outcome not recorded (database unreachable); its lease will "
+            "expire and another worker redoes it",
+            finish.task_id,
+        )
+    elif not result.held:
+        log.warning("task %d: lease lost before finishing; outcome dropped", finish.task_id)
+    else:
+        log.info(
+            "task %d: %s (%d faces)%s",
+            finish.task_id,
+            "succeeded" if outcome.succeeded else f"failed {outcome.error_code}",
+            len(outcome.faces),
+            " refunded" if finish.refund else "",
+        )
