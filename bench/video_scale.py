@@ -73,6 +73,7 @@ def one_run(
     clip: Path, workers: int, args: argparse.Namespace, logs: Path
 ) -> tuple[float, dict[str, object]]:
     """Seconds from submit to the complete callback, and that callback's `video`."""
+    logs.mkdir(parents=True, exist_ok=True)
     name = f"facelens_vscale_{uuid.uuid4().hex[:10]}"
     url = make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
     run_async(_admin(f'CREATE DATABASE "{name}" TEMPLATE template0'))
