@@ -32,6 +32,10 @@ _PENDING = (
     sa.select(sa.func.count()).select_from(deliveries).where(deliveries.c.status == "pending")
 )
 
+_BEAT_COLUMNS = ("host", "pid", "started_at_ms", "last_seen_ms", "tasks_done")
+"""A `WorkerBeat`'s fields as they are named in the workers row (its `worker_id` is the
+row's `id`)."""
+
 
 class OperationsStore(StoreBase):
     async def queue_stats(self) -> QueueStats:
@@ -48,22 +52,11 @@ class OperationsStore(StoreBase):
 
     async def record_heartbeat(self, beat: WorkerBeat) -> None:
         insert = insert_ignore(workers, self._postgres).values(
-            id=beat.worker_id,
-            host=beat.host,
-            pid=beat.pid,
-            started_at_ms=beat.started_at_ms,
-            last_seen_ms=beat.last_seen_ms,
-            tasks_done=beat.tasks_done,
+            id=beat.worker_id, **{name: getattr(beat, name) for name in _BEAT_COLUMNS}
         )
         upsert = insert.on_conflict_do_update(
             index_elements=[workers.c.id],
-            set_={
-                "host": insert.excluded.host,
-                "pid": insert.excluded.pid,
-                "started_at_ms": insert.excluded.started_at_ms,
-                "last_seen_ms": insert.excluded.last_seen_ms,
-                "tasks_done": insert.excluded.tasks_done,
-            },
+            set_={name: insert.excluded[name] for name in _BEAT_COLUMNS},
         )
         async with self._write() as conn:
             await conn.execute(upsert)
@@ -77,14 +70,7 @@ class OperationsStore(StoreBase):
         async with self._read() as conn:
             rows = (await conn.execute(query)).all()
         return [
-            WorkerBeat(
-                worker_id=row.id,
-                host=row.host,
-                pid=row.pid,
-                started_at_ms=row.started_at_ms,
-                last_seen_ms=row.last_seen_ms,
-                tasks_done=row.tasks_done,
-            )
+            WorkerBeat(worker_id=row.id, **{name: row._mapping[name] for name in _BEAT_COLUMNS})
             for row in rows
         ]
 
