@@ -45,6 +45,9 @@ accounts = sa.Table(
     sa.Column("credits", sa.BigInteger, nullable=False),
     sa.Column("webhook_secret", sa.String(200), nullable=False),
     sa.Column("created_at_ms", Millis, nullable=False),
+    # The last fair-queueing tag given to this account's tasks (migration 0005; see
+    # store/fairness.py).
+    sa.Column("fair_tag", sa.BigInteger, nullable=False, server_default="0"),
     # The conditional debits already keep the balance >= 0; this is the last line.
     sa.CheckConstraint("credits >= 0", name="credits_not_negative"),
 )
@@ -103,6 +106,9 @@ tasks = sa.Table(
     sa.Column("fetch_ms", sa.Integer, nullable=True),
     sa.Column("decode_ms", sa.Integer, nullable=True),
     sa.Column("detect_ms", sa.Integer, nullable=True),
+    # Fair claims across accounts (migration 0005, store/fairness.py): claims take
+    # tasks in (fair_tag, id) order through ix_tasks_fair_claimable.
+    sa.Column("fair_tag", sa.BigInteger, nullable=False, server_default="0"),
     # The queue: a claim scans this index in id order (oldest first) and stops at its
     # limit. Finished tasks, the bulk of the table, are not in it.
     sa.Index(
@@ -115,6 +121,15 @@ tasks = sa.Table(
     sa.Index("ix_tasks_account_id_status", "account_id", "status"),
     # An account's tasks newest first (the console's task list, keyset by id).
     sa.Index("ix_tasks_account_id_id", "account_id", "id"),
+    # Migration 0005: the fair queue (claims), and retention (oldest end first).
+    sa.Index(
+        "ix_tasks_fair_claimable",
+        "fair_tag",
+        "id",
+        postgresql_where=sa.text("status IN ('queued', 'running')"),
+        sqlite_where=sa.text("status IN ('queued', 'running')"),
+    ),
+    sa.Index("ix_tasks_ended_at_ms", "ended_at_ms"),
 )
 
 deliveries = sa.Table(

@@ -7,7 +7,7 @@ died). Claiming is one statement that picks and updates at once:
         SELECT id FROM tasks
         WHERE status IN ('queued', 'running')
           AND (status = 'queued' OR lease_until < :now)
-        ORDER BY id LIMIT :limit
+        ORDER BY fair_tag, id LIMIT :limit     -- fair across accounts: fairness.py
         FOR UPDATE SKIP LOCKED                 -- PostgreSQL only
     )
     UPDATE tasks SET status = 'running', worker_id = :worker, lease_until = :until,
@@ -42,6 +42,7 @@ from sqlalchemy.dialects import postgresql
 from facelens.adapters.store.accounts import debit, ledger_row, write_ledger
 from facelens.adapters.store.base import NOW, StoreBase, claim_statement, for_update
 from facelens.adapters.store.deliveries import insert_delivery_statement, new_delivery
+from facelens.adapters.store.fairness import reserve_tags
 from facelens.adapters.store.tables import QUEUE_STATUSES
 from facelens.adapters.store.tables import tasks as _tasks
 from facelens.application.ports import StartBody
@@ -102,7 +103,8 @@ def _claim_statement(postgres: bool) -> sa.Update:
             _tasks.c.status.in_([sa.literal_column(f"'{s}'") for s in QUEUE_STATUSES]),
             sa.or_(_tasks.c.status == TaskStatus.QUEUED.value, _tasks.c.lease_until < NOW),
         )
-        .order_by(_tasks.c.id)
+        # Fair across accounts (fairness.py): ix_tasks_fair_claimable's order.
+        .order_by(_tasks.c.fair_tag, _tasks.c.id)
     )
     return (
         claim_statement(_tasks, claimable, postgres)
@@ -211,6 +213,9 @@ class TaskStore(StoreBase):
         cost = sum(task.credits for task in tasks)  # a video reserves its max_frames
         async with self._write() as conn:
             await debit(conn, account_id, cost)
+            first_tag = await reserve_tags(conn, self._postgres, account_id, len(rows))
+            for offset, row in enumerate(rows):
+                row["fair_tag"] = first_tag + offset
             await write_ledger(
                 conn, ledger_row(account_id, -cost, "submit", now_ms, creation_id=creation_id)
             )
