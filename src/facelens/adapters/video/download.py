@@ -18,8 +18,8 @@ import tempfile
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Protocol
 
+from facelens.adapters.http import SafeHttp
 from facelens.core.errors import (
     ImageDownloadFailed,
     ImageTooLarge,
@@ -32,22 +32,10 @@ PREFIX = "video-"
 SUFFIX = ".part"
 
 
-class Streamer(Protocol):
-    async def stream(
-        self,
-        url: str,
-        write: Callable[[bytes], object],
-        *,
-        max_bytes: int,
-        total_timeout: float,
-        what: str = "video",
-    ) -> str: ...
-
-
 class VideoDownloads:
     def __init__(
         self,
-        http: Streamer,
+        http: SafeHttp,
         directory: Path,
         *,
         max_bytes: int = 500_000_000,
