@@ -22,11 +22,10 @@ import socket
 import ssl
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from types import TracebackType
-from typing import Self
 
 import httpx
 
+from facelens.adapters.closing import AsyncClosing
 from facelens.application.ports import CallbackResponse, FetchedImage
 from facelens.core.errors import (
     ImageDownloadFailed,
@@ -81,7 +80,7 @@ def _failure(exc: httpx.HTTPError, what: str) -> str:
     return f"the connection to the {what} failed"
 
 
-class SafeHttp:
+class SafeHttp(AsyncClosing):
     """SSRF-guarded HTTP for untrusted URLs; implements ImageFetcher and CallbackSender.
 
     Images: at most `max_redirects` redirects (each re-checked), `max_image_bytes`
@@ -129,19 +128,8 @@ class SafeHttp:
             limits=httpx.Limits(max_connections=None, max_keepalive_connections=0),
         )
 
-    async def aclose(self) -> None:
+    async def close(self) -> None:
         await self._transport.aclose()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     # images
 

@@ -288,7 +288,7 @@ async def open_services(
             ops=store,
         )
     finally:
-        await http.aclose()
+        await http.close()
         if work_store is not store:
             await work_store.close()
         await store.close()

@@ -27,11 +27,11 @@ import signal
 import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 import numpy as np
 
+from facelens.adapters.closing import AsyncClosing
 from facelens.adapters.video.protocol import ProtocolError, read_message
 from facelens.core.errors import (
     NoVideoStream,
@@ -70,7 +70,7 @@ class DecodeLimits:
     """Longest wait for the child's next message."""
 
 
-class VideoSession:
+class VideoSession(AsyncClosing):
     """One running child: `plan` once started, then `frames()`. Use as `async with`."""
 
     def __init__(self, process: asyncio.subprocess.Process, limits: DecodeLimits) -> None:
@@ -79,17 +79,6 @@ class VideoSession:
         self._stderr = bytearray()
         self._drain = asyncio.create_task(self._keep_stderr())
         self.plan: VideoPlan | None = None
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.close()
 
     async def close(self) -> None:
         """Kill the child if it still runs, reap it and close its pipes."""
