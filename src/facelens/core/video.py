@@ -21,15 +21,6 @@ if TYPE_CHECKING:  # only a type here: the domain (and the admin commands) never
     import numpy as np
     import numpy.typing as npt
 
-VIDEO_ERROR_CODES: tuple[str, ...] = (
-    "VIDEO_FORMAT_UNSUPPORTED",
-    "VIDEO_DECODE_FAILED",
-    "VIDEO_TOO_LONG",
-    "VIDEO_TOO_LARGE",
-    "NO_VIDEO_STREAM",
-    "VIDEO_DOWNLOAD_FAILED",
-)
-
 
 @dataclass(frozen=True, slots=True)
 class Sampling:
@@ -108,7 +99,8 @@ class VideoInfo:
         }
 
     def stored(self) -> dict[str, Any]:
-        """Every field, as kept with the task once probed (`from_stored` reads it)."""
+        """Every field, as kept with the task once probed and as the decoding child
+        sends it (`from_stored` reads it)."""
         return {
             "container": self.container,
             "codec": self.codec,
