@@ -51,15 +51,7 @@ def run(request: dict[str, Any], out: BinaryIO) -> None:
         out,
         {
             "kind": "info",
-            "video": {
-                "container": info.container,
-                "codec": info.codec,
-                "width": info.width,
-                "height": info.height,
-                "duration_ms": info.duration_ms,
-                "fps": info.fps,
-                "frame_count": info.frame_count,
-            },
+            "video": info.stored(),
             "timestamps": [index.ms(p) for p in chosen],
         },
     )

@@ -176,19 +176,12 @@ class VideoSession(AsyncClosing):
 
 def _plan(header: dict[str, Any]) -> VideoPlan:
     try:
-        video = header["video"]
-        info = VideoInfo(
-            container=str(video["container"]),
-            codec=str(video["codec"]),
-            width=int(video["width"]),
-            height=int(video["height"]),
-            duration_ms=int(video["duration_ms"]),
-            fps=float(video["fps"]),
-            frame_count=int(video["frame_count"]),
-        )
+        info = VideoInfo.from_stored(header["video"])
         times = [int(t) for t in header["timestamps"]]
     except (KeyError, TypeError, ValueError):
-        raise VideoDecodeFailed("the decoder sent a malformed video description") from None
+        info = None
+    if info is None:
+        raise VideoDecodeFailed("the decoder sent a malformed video description")
     return VideoPlan(info, times)
 
 
