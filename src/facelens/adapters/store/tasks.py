@@ -54,7 +54,7 @@ TASKS_CHANNEL = "facelens_tasks"
 
 _NOTIFY_TASKS = sa.select(sa.func.pg_notify(TASKS_CHANNEL, ""))
 
-_CLAIMED_COLUMNS = (
+CLAIMED_COLUMNS = (
     _tasks.c.id,
     _tasks.c.creation_id,
     _tasks.c.account_id,
@@ -69,7 +69,8 @@ _CLAIMED_COLUMNS = (
 )
 
 
-def _claimed(row: sa.Row[Any]) -> ClaimedTask:
+def claimed_task(row: Any) -> ClaimedTask:
+    """A task row (at least `CLAIMED_COLUMNS`) as the worker gets it, image or video."""
     return ClaimedTask(
         id=row.id,
         creation_id=row.creation_id,
@@ -115,7 +116,7 @@ def _claim_statement(postgres: bool) -> sa.Update:
             attempts=_tasks.c.attempts + 1,
             started_at_ms=sa.func.coalesce(_tasks.c.started_at_ms, NOW),
         )
-        .returning(*_CLAIMED_COLUMNS)
+        .returning(*CLAIMED_COLUMNS)
     )
 
 
@@ -238,7 +239,7 @@ class TaskStore(StoreBase):
                 _claim_statement(self._postgres),
                 {"now": now_ms, "limit": limit, "worker": worker_id, "until": now_ms + lease_ms},
             )
-            claimed = sorted((_claimed(row) for row in rows), key=_id)
+            claimed = sorted((claimed_task(row) for row in rows), key=_id)
             if claimed:
                 starts = [
                     new_delivery(task.id, ProcessStatus.STARTED, start_body(task), now_ms)

@@ -27,8 +27,9 @@ from facelens.adapters.store.base import NOW, StoreBase, claim_statement, for_up
 from facelens.adapters.store.deliveries import insert_delivery_statement, new_delivery
 from facelens.adapters.store.tables import tasks as _tasks
 from facelens.adapters.store.tables import video_segments as _segments
+from facelens.adapters.store.tasks import CLAIMED_COLUMNS, claimed_task
 from facelens.application.video_ports import ClaimedSegment, Render
-from facelens.core.domain import ClaimedTask, DetectOptions, JsonObject, ProcessStatus, TaskStatus
+from facelens.core.domain import JsonObject, ProcessStatus, TaskStatus
 from facelens.core.video import Sampling, Segment, VideoInfo
 
 if TYPE_CHECKING:  # admin commands load this module: no NumPy (the tracker) here
@@ -37,39 +38,12 @@ if TYPE_CHECKING:  # admin commands load this module: no NumPy (the tracker) her
 QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
 REFUND_REASON = "video_refund"
 
-_TASK_COLUMNS = (
-    _tasks.c.id,
-    _tasks.c.creation_id,
-    _tasks.c.account_id,
-    _tasks.c.image_url,
-    _tasks.c.callback_url,
-    _tasks.c.callback_params,
-    _tasks.c.options,
-    _tasks.c.attempts,
-    _tasks.c.started_at_ms,
-    _tasks.c.status,
-    _tasks.c.worker_id,
-    _tasks.c.video,
-)
+_TASK_COLUMNS = (*CLAIMED_COLUMNS, _tasks.c.status, _tasks.c.worker_id)
 
 
 def sampling_of(video: Any) -> Sampling:
     """A task's stored `video` column back to its Sampling."""
     return Sampling.from_json(dict(video or {}))
-
-
-def _claimed_task(row: Any) -> ClaimedTask:
-    return ClaimedTask(
-        id=row.id,
-        creation_id=row.creation_id,
-        account_id=row.account_id,
-        image_url=row.image_url,
-        callback_url=row.callback_url,
-        callback_params=dict(row.callback_params or {}),
-        options=DetectOptions.from_json(row.options or {}),
-        attempts=row.attempts,
-        started_at_ms=row.started_at_ms,
-    )
 
 
 @functools.cache
@@ -170,7 +144,7 @@ class VideoSegmentStore(StoreBase):
             ).one()
         return ClaimedSegment(
             id=claimed.id,
-            task=_claimed_task(task),
+            task=claimed_task(task),
             sampling=sampling_of(task.video),
             seq=claimed.seq,
             start_ms=claimed.start_ms,
@@ -226,7 +200,7 @@ class VideoSegmentStore(StoreBase):
             if task.status != TaskStatus.RUNNING.value:  # failed by another segment
                 await self._set_segment(conn, segment_id, CANCELLED, None, 0)
                 return False
-            claimed = _claimed_task(task)
+            claimed = claimed_task(task)
             info = VideoInfo.from_stored(dict(task.video or {}).get("info"))
             if failure is not None or record is None:
                 await self._set_segment(conn, segment_id, FAILED, None, 0)
