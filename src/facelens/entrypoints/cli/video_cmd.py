@@ -65,13 +65,14 @@ class VideoRun:
     """(frame index, timestamp ms, faces) per analysed frame, for the text output."""
 
 
-async def _analyse(
+async def detect_video(
     path: Path,
     detector: FaceDetector,
     options: DetectOptions,
     sampling: Sampling,
     draw: Path | None,
 ) -> VideoRun:
+    """Analyse one local video (raises `VideoFailure` with the task's error codes)."""
     run = VideoRun()
     tracker = Tracker(sampling.interval_ms)
     observations: list[TrackObservation] = []
@@ -113,17 +114,6 @@ async def _analyse(
         "tracks": [summary.to_json() for summary in summarise_tracks(observations)],
     }
     return run
-
-
-def detect_video(
-    path: Path,
-    detector: FaceDetector,
-    options: DetectOptions,
-    sampling: Sampling,
-    draw: Path | None,
-) -> VideoRun:
-    """Analyse one local video (raises `VideoFailure` with the task's error codes)."""
-    return asyncio.run(_analyse(path, detector, options, sampling, draw))
 
 
 def print_video(run: VideoRun, out: Console, detector_name: str) -> None:
@@ -178,7 +168,7 @@ def video_entry(
     (the error printed on stderr with the task's error code)."""
     target = None if draw is None else draw_target(draw)
     try:
-        run = detect_video(path, detector, options, sampling, target)
+        run = asyncio.run(detect_video(path, detector, options, sampling, target))
     except (OSError, TaskFailure) as exc:
         code = exc.error_code if isinstance(exc, TaskFailure) else "VIDEO_DECODE_FAILED"
         err.print(f"[red]{path}:[/red] {code}: {exc}")
