@@ -52,6 +52,14 @@ class Limits:
     max_pixels: int
     max_seconds: int
 
+    def check_frame_size(self, width: int, height: int) -> None:
+        """Refuse frames over `max_pixels` (from the header, before any is decoded)."""
+        if width * height > self.max_pixels:
+            raise VideoTooLarge(
+                f"frames are {width}x{height} = {width * height} pixels, the limit is "
+                f"{self.max_pixels}"
+            )
+
 
 @dataclass(frozen=True, slots=True)
 class Frame:
@@ -128,11 +136,7 @@ def check_header(container: Container, opened: av.container.InputContainer, limi
     width, height = stream.codec_context.width, stream.codec_context.height
     if width <= 0 or height <= 0:
         raise VideoDecodeFailed(f"the video stream declares an empty frame size {width}x{height}")
-    if width * height > limits.max_pixels:
-        raise VideoTooLarge(
-            f"frames are {width}x{height} = {width * height} pixels, the limit is "
-            f"{limits.max_pixels}"
-        )
+    limits.check_frame_size(width, height)
     declared = _declared_seconds(opened, stream)
     if declared is not None and declared > limits.max_seconds:
         raise VideoTooLong(f"the video lasts {declared:.0f} s, the limit is {limits.max_seconds} s")

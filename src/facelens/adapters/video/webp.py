@@ -18,7 +18,7 @@ from PIL import Image
 
 from facelens.adapters.images import to_rgb
 from facelens.adapters.video.demux import Frame, Index, Limits
-from facelens.core.errors import VideoDecodeFailed, VideoTooLarge, VideoTooLong
+from facelens.core.errors import VideoDecodeFailed, VideoTooLong
 from facelens.core.video import TimeBase, VideoInfo
 
 MAX_FRAMES = 100_000
@@ -48,11 +48,7 @@ def scan(path: str, limits: Limits) -> tuple[VideoInfo, Index]:
         offset = body + size + (size & 1)
     if width <= 0 or height <= 0 or not durations:
         raise VideoDecodeFailed("the WebP file has no readable frames")
-    if width * height > limits.max_pixels:
-        raise VideoTooLarge(
-            f"frames are {width}x{height} = {width * height} pixels, the limit is "
-            f"{limits.max_pixels}"
-        )
+    limits.check_frame_size(width, height)
     starts = [0]
     for duration in durations[:-1]:
         starts.append(starts[-1] + duration)
