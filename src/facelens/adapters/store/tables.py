@@ -16,6 +16,8 @@ The migration in `migrations/versions/0001_initial.py` is a frozen copy of this 
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 
 NAMING = {
@@ -36,6 +38,25 @@ Millis = sa.BigInteger
 
 QUEUE_STATUSES = ("queued", "running")
 """Task statuses the claim query looks at; the partial index covers exactly these."""
+
+
+def _leased_work() -> tuple[sa.Column[Any], ...]:
+    """The columns of work that workers claim under a lease (tasks, video segments):
+    where it stands, how often it was claimed, and until when and by whom it is held."""
+    return (
+        sa.Column("status", sa.String(16), nullable=False),
+        sa.Column("attempts", sa.Integer, nullable=False),
+        sa.Column("lease_until", Millis, nullable=True),
+        sa.Column("worker_id", sa.String(200), nullable=True),
+    )
+
+
+def _claimable_index(name: str, *columns: str) -> sa.Index:
+    """The partial index a claim scans: only the rows in `QUEUE_STATUSES`."""
+    statuses = ", ".join(f"'{status}'" for status in QUEUE_STATUSES)
+    where = sa.text(f"status IN ({statuses})")
+    return sa.Index(name, *columns, postgresql_where=where, sqlite_where=where)
+
 
 accounts = sa.Table(
     "accounts",
@@ -86,10 +107,7 @@ tasks = sa.Table(
     sa.Column("callback_url", sa.Text, nullable=False),
     sa.Column("callback_params", sa.JSON, nullable=False),
     sa.Column("options", sa.JSON, nullable=False),
-    sa.Column("status", sa.String(16), nullable=False),
-    sa.Column("attempts", sa.Integer, nullable=False),
-    sa.Column("lease_until", Millis, nullable=True),
-    sa.Column("worker_id", sa.String(200), nullable=True),
+    *_leased_work(),
     sa.Column("created_at_ms", Millis, nullable=False),
     sa.Column("started_at_ms", Millis, nullable=True),
     sa.Column("ended_at_ms", Millis, nullable=True),
@@ -111,24 +129,13 @@ tasks = sa.Table(
     sa.Column("fair_tag", sa.BigInteger, nullable=False, server_default="0"),
     # The queue: a claim scans this index in id order (oldest first) and stops at its
     # limit. Finished tasks, the bulk of the table, are not in it.
-    sa.Index(
-        "ix_tasks_claimable",
-        "id",
-        postgresql_where=sa.text("status IN ('queued', 'running')"),
-        sqlite_where=sa.text("status IN ('queued', 'running')"),
-    ),
+    _claimable_index("ix_tasks_claimable", "id"),
     sa.Index("ix_tasks_account_id_creation_id", "account_id", "creation_id"),
     sa.Index("ix_tasks_account_id_status", "account_id", "status"),
     # An account's tasks newest first (the console's task list, keyset by id).
     sa.Index("ix_tasks_account_id_id", "account_id", "id"),
     # Migration 0005: the fair queue (claims), and retention (oldest end first).
-    sa.Index(
-        "ix_tasks_fair_claimable",
-        "fair_tag",
-        "id",
-        postgresql_where=sa.text("status IN ('queued', 'running')"),
-        sqlite_where=sa.text("status IN ('queued', 'running')"),
-    ),
+    _claimable_index("ix_tasks_fair_claimable", "fair_tag", "id"),
     sa.Index("ix_tasks_ended_at_ms", "ended_at_ms"),
 )
 
@@ -193,17 +200,9 @@ video_segments = sa.Table(
     sa.Column("end_ms", Millis, nullable=False),
     sa.Column("frames", sa.Integer, nullable=False),
     sa.Column("frames_done", sa.Integer, nullable=False),
-    sa.Column("status", sa.String(16), nullable=False),
-    sa.Column("attempts", sa.Integer, nullable=False),
-    sa.Column("lease_until", Millis, nullable=True),
-    sa.Column("worker_id", sa.String(200), nullable=True),
+    *_leased_work(),
     sa.Column("result", sa.JSON(none_as_null=True), nullable=True),
     sa.Column("created_at_ms", Millis, nullable=False),
     sa.UniqueConstraint("task_id", "seq"),
-    sa.Index(
-        "ix_video_segments_claimable",
-        "id",
-        postgresql_where=sa.text("status IN ('queued', 'running')"),
-        sqlite_where=sa.text("status IN ('queued', 'running')"),
-    ),
+    _claimable_index("ix_video_segments_claimable", "id"),
 )
