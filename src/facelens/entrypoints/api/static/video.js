@@ -14,24 +14,20 @@ function svg(tag, attrs = {}, text) {
 
 const seconds = (ms) => `${(ms / 1000).toFixed(1)} s`;
 
+// The form's fields are named by their ids. A URL is neither filled in nor spell-checked.
+const urlInput = (id, placeholder) => el('input', {
+  id, name: id, type: 'url', autocomplete: 'off', spellcheck: 'false', placeholder,
+});
+const countInput = (id, min, placeholder) => el('input', {
+  id, name: id, type: 'number', min: String(min), step: '1', placeholder,
+});
+
 /** The form under Try it; `readOptions()` gives the detection options of the image form. */
 export function videoForm(readOptions) {
-  const videoUrl = el('input', {
-    id: 'video-url', name: 'video-url', type: 'url', autocomplete: 'off', spellcheck: 'false',
-    placeholder: 'https://example.com/clip.mp4',
-  });
-  const callbackUrl = el('input', {
-    id: 'callback-url', name: 'callback-url', type: 'url', autocomplete: 'off', spellcheck: 'false',
-    placeholder: 'https://your-receiver.example/cb',
-  });
-  const interval = el('input', {
-    id: 'frame-interval', name: 'frame-interval', type: 'number', min: '0', step: '1',
-    placeholder: '1000 (0: every frame)',
-  });
-  const maxFrames = el('input', {
-    id: 'max-frames', name: 'max-frames', type: 'number', min: '1', step: '1',
-    placeholder: '300',
-  });
+  const videoUrl = urlInput('video-url', 'https://example.com/clip.mp4');
+  const callbackUrl = urlInput('callback-url', 'https://your-receiver.example/cb');
+  const interval = countInput('frame-interval', 0, '1000 (0: every frame)');
+  const maxFrames = countInput('max-frames', 1, '300');
   const error = errorBox();
   const status = el('p', { class: 'muted', 'aria-live': 'polite' });
   const submit = el('button', { type: 'submit', text: 'Submit video task' });
