@@ -17,6 +17,7 @@ import os
 import tempfile
 import time
 from collections.abc import AsyncIterator, Callable
+from dataclasses import KW_ONLY, dataclass
 from pathlib import Path
 
 from facelens.adapters.http import SafeHttp
@@ -32,21 +33,14 @@ PREFIX = "video-"
 SUFFIX = ".part"
 
 
+@dataclass(frozen=True, slots=True)
 class VideoDownloads:
-    def __init__(
-        self,
-        http: SafeHttp,
-        directory: Path,
-        *,
-        max_bytes: int = 500_000_000,
-        total_timeout: float = 600.0,
-        stale_after_s: float = 86_400.0,
-    ) -> None:
-        self._http = http
-        self.directory = directory
-        self._max_bytes = max_bytes
-        self._total_timeout = total_timeout
-        self._stale_after_s = stale_after_s
+    http: SafeHttp
+    directory: Path
+    _: KW_ONLY
+    max_bytes: int = 500_000_000
+    total_timeout: float = 600.0
+    stale_after_s: float = 86_400.0
 
     @contextlib.asynccontextmanager
     async def download(self, url: str) -> AsyncIterator[Path]:
@@ -66,12 +60,12 @@ class VideoDownloads:
 
     async def _fetch(self, url: str, write: Callable[[bytes], object]) -> None:
         try:
-            await self._http.stream(
-                url, write, max_bytes=self._max_bytes, total_timeout=self._total_timeout
+            await self.http.stream(
+                url, write, max_bytes=self.max_bytes, total_timeout=self.total_timeout
             )
         except ImageTooLarge:
             raise VideoTooLarge(
-                f"the video is larger than the download limit of {self._max_bytes} bytes"
+                f"the video is larger than the download limit of {self.max_bytes} bytes"
             ) from None
         except ImageDownloadFailed as failure:
             raise VideoDownloadFailed(failure.message) from None
@@ -83,7 +77,7 @@ class VideoDownloads:
         """Delete temporary videos older than `stale_after_s` (left by killed workers)."""
         if not self.directory.is_dir():
             return 0
-        limit = (time.time() if now is None else now) - self._stale_after_s
+        limit = (time.time() if now is None else now) - self.stale_after_s
         removed = 0
         for path in self.directory.glob(f"{PREFIX}*{SUFFIX}"):
             with contextlib.suppress(OSError):
