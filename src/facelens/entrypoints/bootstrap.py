@@ -38,6 +38,7 @@ from facelens.application.intake import IntakeRules
 from facelens.application.options import OptionRules
 from facelens.application.pipeline import ImagePipeline
 from facelens.application.ports import Clock, Detector, Store
+from facelens.application.retention import Retention, RetentionConfig
 from facelens.application.service import TaskService
 from facelens.application.telemetry import OpsStore
 from facelens.application.video_tasks import VideoConfig, VideoTasks
@@ -72,6 +73,8 @@ class Services:
     """Records this process's worker in the database while it runs."""
     ops: OpsStore | None = None
     """The store's operations side (queue gauges, worker heartbeats)."""
+    retention: Retention | None = None
+    """Purges finished tasks older than FACELENS_RETENTION_DAYS (worker processes)."""
 
     async def run_background(self, stop: asyncio.Event) -> None:
         """Run the worker and the dispatcher until `stop` is set (graceful). The
@@ -95,6 +98,8 @@ class Services:
             loops.append(self.listener.run(stop))
         if self.heartbeat is not None:
             loops.append(self.heartbeat.run(stop))
+        if self.retention is not None:
+            loops.append(self.retention.run(stop))
         await asyncio.gather(*loops)
 
 
@@ -286,6 +291,9 @@ async def open_services(
             metrics=metrics,
             heartbeat=heartbeat,
             ops=store,
+            retention=Retention(work_store, clock, RetentionConfig(settings.retention_days))
+            if with_worker and settings.retention_days > 0
+            else None,
         )
     finally:
         await http.close()

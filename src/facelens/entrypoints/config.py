@@ -82,6 +82,15 @@ class Settings(BaseSettings):
     heartbeat_seconds: Annotated[
         float, Field(description="Seconds between a worker's heartbeats.", gt=0)
     ] = 5.0
+    retention_days: Annotated[
+        float,
+        Field(
+            description="Finished tasks, their callbacks and results are deleted this many "
+            "days after they ended, in the background by worker processes (0 = keep "
+            "everything). The ledger is kept.",
+            ge=0,
+        ),
+    ] = 30.0
 
     model: Annotated[
         str,

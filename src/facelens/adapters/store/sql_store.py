@@ -21,6 +21,7 @@ from facelens.adapters.store.engine import (
 from facelens.adapters.store.finishing import FinishStore
 from facelens.adapters.store.operations import OperationsStore
 from facelens.adapters.store.queries import QueryStore
+from facelens.adapters.store.retention import RetentionStore
 from facelens.adapters.store.tasks import TaskStore
 from facelens.adapters.store.video import VideoSegmentStore
 
@@ -33,6 +34,7 @@ class SqlStore(
     QueryStore,
     OperationsStore,
     VideoSegmentStore,
+    RetentionStore,
 ):
     """Accounts, keys, ledger, the task queue and the callback outbox in one database.
 

@@ -56,9 +56,10 @@ def bench(
     ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
-    """Measure facelens end to end on loopback: a real `serve` process (API, worker,
-    dispatcher on SQLite in a temp dir, or --url), a loopback image server and callback
-    receiver, N images in one mode.
+    """Measure the service end to end next to the bare detector.
+
+    A real `serve` process (API, worker, dispatcher on SQLite in a temp dir, or --url),
+    a loopback image server and callback receiver, N images in one mode.
 
     Prints images/s, submit->complete p50/p95 (burst and idle), the service's CPU per
     task outside inference, the same images through the bare detector with the ratio,

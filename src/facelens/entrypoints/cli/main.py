@@ -36,6 +36,10 @@ LAZY_COMMANDS = {
         "facelens.entrypoints.cli.detect_cmds:evaluate",
         "AP easy/medium/hard (official WIDER FACE protocol) and speed on a local dataset.",
     ),
+    "bench": LazyCommand(
+        "facelens.entrypoints.cli.bench_cmd:bench",
+        "Measure the service end to end next to the bare detector.",
+    ),
 }
 """Commands imported only when they run. A new command that loads the inference
 stack (or any heavy package) is declared here instead of with `@app.command`."""
@@ -179,6 +183,20 @@ def db_upgrade() -> None:
     settings = _settings()
     asyncio.run(upgrade_schema(settings))
     err.print("database schema is up to date")
+
+
+@db_app.command("purge")
+def db_purge(
+    older_than: Annotated[
+        float, typer.Option("--older-than", metavar="DAYS", min=0, help="Age in days.")
+    ],
+    batch: Annotated[int, typer.Option(min=1, help="Tasks per transaction.")] = 500,
+) -> None:
+    """Delete finished tasks that ended more than DAYS ago, with their callbacks and
+    results, now (FACELENS_RETENTION_DAYS does it in the background); the ledger stays."""
+    from facelens.entrypoints.cli.purge_cmd import db_purge as purge
+
+    purge(older_than, batch)
 
 
 @accounts_app.command("create")
