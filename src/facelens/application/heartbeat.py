@@ -15,7 +15,7 @@ import logging
 import os
 import socket
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from facelens.application.ports import Clock
 from facelens.application.telemetry import OpsStore, WorkerBeat
@@ -38,30 +38,26 @@ class Identity:
         return cls(worker_id=worker_id, host=socket.gethostname(), pid=os.getpid())
 
 
+@dataclass(eq=False, slots=True)
 class Heartbeat:
-    def __init__(
-        self,
-        ops: OpsStore,
-        clock: Clock,
-        identity: Identity,
-        tasks_done: Callable[[], int],
-        interval_s: float = HEARTBEAT_INTERVAL_S,
-    ) -> None:
-        self._ops = ops
-        self._clock = clock
-        self._identity = identity
-        self._tasks_done = tasks_done
-        self._interval_s = interval_s
-        self._started_at_ms = clock.now_ms()
+    ops: OpsStore
+    clock: Clock
+    identity: Identity
+    tasks_done: Callable[[], int]
+    interval_s: float = HEARTBEAT_INTERVAL_S
+    started_at_ms: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.started_at_ms = self.clock.now_ms()
 
     def _beat(self) -> WorkerBeat:
         return WorkerBeat(
-            worker_id=self._identity.worker_id,
-            host=self._identity.host,
-            pid=self._identity.pid,
-            started_at_ms=self._started_at_ms,
-            last_seen_ms=self._clock.now_ms(),
-            tasks_done=self._tasks_done(),
+            worker_id=self.identity.worker_id,
+            host=self.identity.host,
+            pid=self.identity.pid,
+            started_at_ms=self.started_at_ms,
+            last_seen_ms=self.clock.now_ms(),
+            tasks_done=self.tasks_done(),
         )
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -69,7 +65,7 @@ class Heartbeat:
         failing = False
         while not stop.is_set():
             try:
-                await self._ops.record_heartbeat(self._beat())
+                await self.ops.record_heartbeat(self._beat())
                 if failing:
                     log.info("heartbeat recorded again")
                 failing = False
@@ -77,6 +73,6 @@ class Heartbeat:
                 if not failing:  # once per outage, not every few seconds
                     log.warning("heartbeat not recorded (%s)", exc)
                 failing = True
-            await wait_first(self._interval_s, stop)
+            await wait_first(self.interval_s, stop)
         with contextlib.suppress(StoreUnavailable):
-            await self._ops.forget_worker(self._identity.worker_id)
+            await self.ops.forget_worker(self.identity.worker_id)
