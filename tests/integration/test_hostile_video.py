@@ -40,12 +40,12 @@ CASES: list[tuple[str, Callable[[Path], Path], str, str]] = [
     ("audio only", hv.audio_only, "NO_VIDEO_STREAM", "no video"),
     ("sparse 10-hour clip", hv.sparse_long, "VIDEO_TOO_LONG", "36000 s"),
     ("40 video streams", hv.many_streams, "VIDEO_FORMAT_UNSUPPORTED", "40 streams"),
-    ("GIF of 10,000 frames", hv.gif_10000_frames, "VIDEO_DECODE_FAILED", "CPU-time limit"),
+    ("GIF of 10,000 frames", hv.gif_10000_frames, "VIDEO_TOO_LONG", "more than 5000 frames"),
 ]
 
 
 async def test_each_hostile_file_fails_cleanly_with_bounded_memory(tmp_path: Path) -> None:
-    # Two CPU seconds: plenty for any honest small file here, not for the GIF bomb.
+    # Two CPU seconds: plenty for any honest small file here.
     decoder = VideoDecoder(DecodeLimits(memory_bytes=MEMORY, cpu_seconds=2))
     files = [(name, make(tmp_path), code, words) for name, make, code, words in CASES]
     own_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -62,6 +62,17 @@ async def test_each_hostile_file_fails_cleanly_with_bounded_memory(tmp_path: Pat
     # The decoder is unharmed: an ordinary clip right after.
     clip = hv.h264_clip(tmp_path / "ok.mp4", frames=30)
     assert await decode_all(decoder, clip, Sampling(interval_ms=400)) == 3
+
+
+async def test_cpu_limit_stops_a_runaway_decode(tmp_path: Path) -> None:
+    # 4,000 one-pixel updates of a 1024 x 1024 canvas, every frame wanted: each is a
+    # 4 MB canvas to convert and send, far more than two CPU seconds in all.
+    bomb = hv.gif_10000_frames(tmp_path, frames=4000)
+    decoder = VideoDecoder(DecodeLimits(cpu_seconds=2))
+    with pytest.raises(VideoFailure) as failure:
+        await decode_all(decoder, bomb, Sampling(interval_ms=0, max_frames=3600))
+    assert failure.value.error_code == "VIDEO_DECODE_FAILED"
+    assert "CPU-time limit" in failure.value.message
 
 
 async def test_memory_limit_stops_the_child_not_the_caller(tmp_path: Path) -> None:

@@ -144,12 +144,23 @@ async def test_long_video_in_segments_one_complete_callback(
 ) -> None:
     service = await start_service(credits=100, video_segment_seconds=1.0)
     url = serve_file(images, "/clip.mp4", still_clip(dev_images, tmp_path / "clip.mp4"))
+    progress: list[dict[str, int]] = []
+
+    async def running_with_progress() -> bool:
+        view = await service.task(task_id)
+        if view["status"] == "running" and "progress" in view:
+            progress.append(view["progress"])
+        return view["status"] in ("succeeded", "failed")
+
     with receiver() as hook:
         answer = await submit_video(
             service, url, hook.url("/cb"), frame_interval_ms=400, max_frames=20
         )
         [task_id] = answer["data"]["task_id_list"]
+        await eventually(running_with_progress, 120, "the task to end", interval=0.01)
         done = await settled(service, hook, task_id)
+    assert progress, "GET /api/aigc/task/{id} shows progress while the video runs"
+    assert all(p["frames_total"] == 8 and 0 <= p["frames_done"] <= 8 for p in progress)
     assert done["result_code"] == 1 and done["video"]["frames_analysed"] == 8
     steady = [t for t in done["tracks"] if t["frames"] == 8]
     assert steady, "a face present in every frame keeps one track id across 3 segments"
@@ -166,6 +177,10 @@ async def test_hostile_videos_fail_cleanly_then_an_image_succeeds(
         "/audio.mp4": (hv.audio_only(tmp_path), "NO_VIDEO_STREAM"),
         "/sparse.mkv": (hv.sparse_long(tmp_path), "VIDEO_TOO_LONG"),
         "/canvas.gif": (hv.huge_canvas_gif(tmp_path), "VIDEO_TOO_LARGE"),
+        "/cut-index.mp4": (hv.truncated_faststart_mp4(tmp_path), "VIDEO_DECODE_FAILED"),
+        "/empty.mp4": (hv.zero_frames(tmp_path), "NO_VIDEO_STREAM"),
+        "/streams.mkv": (hv.many_streams(tmp_path), "VIDEO_FORMAT_UNSUPPORTED"),
+        "/many.gif": (hv.gif_10000_frames(tmp_path), "VIDEO_TOO_LONG"),
     }
     with receiver() as hook:
         ids: dict[int, str] = {}

@@ -38,6 +38,11 @@ MAX_STREAMS = 32
 """More streams than any real file has; beyond it the container is refused."""
 MAX_FPS = 240
 """Frames per second of duration a stream may hold: its frame count is bounded by it."""
+MAX_SEQUENCE_FRAMES = 5000
+"""Frames an animated GIF or WebP may hold. Each of their frames is drawn over the
+previous canvas, so every frame up to the last sampled one must be decoded (no
+keyframes to seek to): the work grows with the frame count, and animated images in
+use (stickers, reactions, short loops) stay far below this."""
 SEEK_MIN_GAP = 3
 """Seek only when the keyframe before the next wanted frame is this many frames ahead."""
 SKIPS_NONREF = frozenset({"h264", "hevc"})
@@ -155,7 +160,8 @@ def build_index(opened: av.container.InputContainer, limits: Limits) -> Index:
     stream = opened.streams.video[0]
     base = stream.time_base or Fraction(1, 1000)
     time_base = TimeBase(base.numerator, base.denominator)
-    most = limits.max_seconds * MAX_FPS
+    sequence = stream.codec_context.codec.canonical_name == "gif"
+    most = MAX_SEQUENCE_FRAMES if sequence else limits.max_seconds * MAX_FPS
     pts: list[int] = []
     keyframes: list[int] = []
     previous = -1
@@ -171,7 +177,8 @@ def build_index(opened: av.container.InputContainer, limits: Limits) -> Index:
             if packet.is_keyframe:
                 keyframes.append(stamp)
             if len(pts) > most:
-                raise VideoTooLong(f"the video stream holds more than {most} frames")
+                what = "an animated GIF" if sequence else "the video stream"
+                raise VideoTooLong(f"{what} holds more than {most} frames")
     except av.error.FFmpegError as exc:
         raise VideoDecodeFailed(f"the video stream cannot be read: {why(exc)}") from exc
     if not pts:

@@ -17,11 +17,9 @@ import numpy as np
 from PIL import Image
 
 from facelens.adapters.images import to_rgb
-from facelens.adapters.video.demux import Frame, Index, Limits
+from facelens.adapters.video.demux import MAX_SEQUENCE_FRAMES, Frame, Index, Limits
 from facelens.core.errors import VideoDecodeFailed, VideoTooLong
 from facelens.core.video import TimeBase, VideoInfo
-
-MAX_FRAMES = 100_000
 
 
 def scan(path: str, limits: Limits) -> tuple[VideoInfo, Index]:
@@ -40,8 +38,8 @@ def scan(path: str, limits: Limits) -> tuple[VideoInfo, Index]:
             height = 1 + int.from_bytes(data[body + 7 : body + 10], "little")
         elif kind == b"ANMF" and size >= 16:
             durations.append(int.from_bytes(data[body + 12 : body + 15], "little"))
-            if len(durations) > MAX_FRAMES:
-                raise VideoTooLong(f"the WebP holds more than {MAX_FRAMES} frames")
+            if len(durations) > MAX_SEQUENCE_FRAMES:
+                raise VideoTooLong(f"an animated WebP holds more than {MAX_SEQUENCE_FRAMES} frames")
         elif kind in (b"VP8 ", b"VP8L") and not durations and width == 0:
             width, height = _still_size(path)
             durations.append(0)
