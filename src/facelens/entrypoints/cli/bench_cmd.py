@@ -55,6 +55,14 @@ def bench(
         typer.Option("--database-url", help="Database of the spawned service [temp SQLite]."),
     ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    profile: Annotated[
+        Path | None,
+        typer.Option(
+            "--profile",
+            metavar="OUT.txt",
+            help="py-spy the spawned service during the burst phases (raw stacks).",
+        ),
+    ] = None,
 ) -> None:
     """Measure the service end to end next to the bare detector.
 
@@ -88,6 +96,7 @@ def bench(
         url=url,
         key=key,
         database_url=database_url,
+        profile=profile,
     )
     err.print(f"facelens bench: {len(files)} images, mode {mode} ...")
     report = asyncio.run(run_bench(config))
