@@ -13,6 +13,7 @@ the time is submit to complete callback received. The video is split into segmen
 `FACELENS_VIDEO_SEGMENT_SECONDS` that any worker claims, so three workers can work on
 one video at once.
 
+Each run prints which worker process did which segment (`video_segments.worker_id`).
 Reported: seconds per run, the ratio t(1 worker) / t(N workers), and the per-core
 efficiency = ratio / min(N, cores) (this machine has 2 cores, so 3 workers can at
 best double the speed). The clip (tests/support/clips.py: a pan and zoom over a dev
@@ -42,6 +43,7 @@ from tests.support.clips import make_clip  # noqa: E402
 from tests.support.fleet import (  # noqa: E402
     Fleet,
     fleet_env,
+    query,
     run_async,
     stop_all,
     submit,
@@ -124,12 +126,14 @@ def one_run(
                         break
                     assert time.monotonic() < deadline, fleet.log_tails()
                     time.sleep(0.1)
+                rows = query(url, "SELECT seq, worker_id FROM video_segments ORDER BY seq")
+                callback["segments"] = {int(seq): str(worker) for seq, worker in rows}
             finally:
                 stop_all(fleet.apis + fleet.workers)
     finally:
         run_async(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     assert callback.get("result_code") == 1, callback
-    return seconds, dict(callback["video"])
+    return seconds, {**callback["video"], "segments by worker": callback["segments"]}
 
 
 def main(argv: list[str] | None = None) -> int:
