@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from facelens.application.logcontext import log_context
-from facelens.application.ports import CallbackSender, Clock, Store
+from facelens.application.ports import AttemptRecord, CallbackSender, Clock, Store
 from facelens.application.telemetry import NO_TELEMETRY, Telemetry
 from facelens.application.waiting import retry_unavailable, wait_first
 from facelens.core.callbacks import webhook_id
@@ -78,7 +78,7 @@ class Dispatcher:
             if jobs:
                 # Finish what was claimed even when asked to stop: sends are bounded by
                 # the callback timeout, and an unrecorded 200 would be sent twice.
-                await asyncio.gather(*(self._deliver(job) for job in jobs))
+                await self._round(jobs)
                 continue
             await wait_first(self._config.poll_interval_s, stop, self._wakeup)
         await self._flush()
@@ -91,7 +91,32 @@ class Dispatcher:
             jobs = await self._claim()
         except StoreUnavailable:
             return
-        await asyncio.gather(*(self._deliver(job) for job in jobs))
+        await self._round(jobs)
+
+    async def _round(self, jobs: Sequence[DeliveryJob]) -> None:
+        """Send the claimed callbacks at once, then record every attempt in ONE store
+        transaction (the next claim waits for the round anyway: a task's complete
+        callback is due only once its start callback is recorded)."""
+        records = await asyncio.gather(*(self._deliver(job) for job in jobs))
+        what = f"{len(records)} callback attempts (tasks {', '.join(str(j.task_id) for j in jobs)})"
+        try:
+            await retry_unavailable(
+                lambda: self._store.record_delivery_attempts(self._config.dispatcher_id, records),
+                log,
+                what,
+                self._config.record_retry_delays_s,
+            )
+        except StoreUnavailable as exc:
+            # The lease on each delivery expires and a dispatcher sends it again: the
+            # receiver sees this attempt twice (same webhook-id), the history once.
+            for job in jobs:
+                log.error(
+                    "%s (delivery %d): not recorded, database unreachable; it will be sent "
+                    "again once its lease expires (%s)",
+                    _attempt_name(job),
+                    job.id,
+                    exc,
+                )
 
     async def _claim(self) -> list[DeliveryJob]:
         return await self._store.claim_deliveries(
@@ -101,11 +126,11 @@ class Dispatcher:
             self._clock.now_ms(),
         )
 
-    async def _deliver(self, job: DeliveryJob) -> None:
+    async def _deliver(self, job: DeliveryJob) -> AttemptRecord:
         with log_context(task_id=job.task_id):
-            await self._send(job)
+            return await self._send(job)
 
-    async def _send(self, job: DeliveryJob) -> None:
+    async def _send(self, job: DeliveryJob) -> AttemptRecord:
         body = job.body.encode("utf-8")
         msg_id = webhook_id(job.task_id, job.process_status)
         headers = webhook_headers(job.webhook_secret, msg_id, self._clock.now_ms() // 1000, body)
@@ -127,7 +152,7 @@ class Dispatcher:
             "delivered" if delivered else ("failed" if retry_at is None else "retried"),
             duration_ms / 1000,
         )
-        what = f"task {job.task_id}: callback {int(job.process_status)} attempt {attempts}"
+        what = _attempt_name(job)
         log.info(
             "%s to %s -> %s%s",
             what,
@@ -135,22 +160,8 @@ class Dispatcher:
             response.http_status if response.http_status is not None else response.error,
             "" if delivered else (" (gave up)" if retry_at is None else " (will retry)"),
         )
-        try:
-            await retry_unavailable(
-                lambda: self._store.record_delivery_attempt(
-                    job.id, self._config.dispatcher_id, attempt, delivered, retry_at
-                ),
-                log,
-                what,
-                self._config.record_retry_delays_s,
-            )
-        except StoreUnavailable as exc:
-            # The lease on the delivery expires and a dispatcher sends it again: the
-            # receiver sees this attempt twice (same webhook-id), the history once.
-            log.error(
-                "%s (delivery %d): not recorded, database unreachable; it will be sent "
-                "again once its lease expires (%s)",
-                what,
-                job.id,
-                exc,
-            )
+        return AttemptRecord(job.id, attempt, delivered, retry_at)
+
+
+def _attempt_name(job: DeliveryJob) -> str:
+    return f"task {job.task_id}: callback {int(job.process_status)} attempt {job.attempts + 1}"

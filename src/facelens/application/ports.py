@@ -47,6 +47,17 @@ class TaskFinish:
     """Credit the task's 1 credit back (a failure on our side or the image's)."""
 
 
+@dataclass(frozen=True, slots=True)
+class AttemptRecord:
+    """One callback attempt a dispatcher wants recorded (`Store.record_delivery_attempts`)."""
+
+    delivery_id: int
+    attempt: DeliveryAttempt
+    delivered: bool
+    next_attempt_at_ms: int | None
+    """Pending again at this time; None with delivered False: failed for good."""
+
+
 class Store(Protocol):
     """The database: accounts, keys, ledger, tasks (the queue) and deliveries (the outbox).
 
@@ -167,6 +178,12 @@ class Store(Protocol):
     ) -> None:
         """Append the attempt; delivered -> status delivered; else pending again at
         `next_attempt_at_ms`, or failed when it is None. Releases the lease."""
+        ...
+
+    async def record_delivery_attempts(
+        self, dispatcher_id: str, records: Sequence[AttemptRecord]
+    ) -> None:
+        """`record_delivery_attempt` for several deliveries, in one transaction."""
         ...
 
     async def ping(self) -> None: ...

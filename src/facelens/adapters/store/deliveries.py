@@ -34,9 +34,11 @@ from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from facelens.adapters.store.base import NOW, StoreBase, claim_statement, insert_ignore
 from facelens.adapters.store.tables import accounts, deliveries, delivery_attempts, tasks
+from facelens.application.ports import AttemptRecord
 from facelens.core.domain import DeliveryAttempt, DeliveryJob, DeliveryStatus, ProcessStatus
 from facelens.core.self_service import Redelivery
 
@@ -269,38 +271,56 @@ class DeliveryStore(StoreBase):
         expired and was taken over must not overwrite the newer holder's outcome, and a
         repeated call (a retry after a lost commit acknowledgement) records nothing twice.
         """
-        if delivered:
-            status, next_at = DeliveryStatus.DELIVERED, None
-        elif next_attempt_at_ms is None:
-            status, next_at = DeliveryStatus.FAILED, None
-        else:
-            status, next_at = DeliveryStatus.PENDING, next_attempt_at_ms
+        record = AttemptRecord(delivery_id, attempt, delivered, next_attempt_at_ms)
+        await self.record_delivery_attempts(dispatcher_id, [record])
+
+    async def record_delivery_attempts(
+        self, dispatcher_id: str, records: Sequence[AttemptRecord]
+    ) -> None:
+        """Several attempts in ONE transaction, each as `record_delivery_attempt` (the
+        dispatcher records a claimed round at once: a commit per callback was most of
+        a fast callback's cost on SQLite, where writers queue on one lock)."""
+        if not records:
+            return
         async with self._write() as conn:
-            held = (
-                await conn.execute(
-                    _RECORD,
-                    {
-                        "delivery": delivery_id,
-                        "dispatcher": dispatcher_id,
-                        "new_status": status.value,
-                        "next_at": next_at,
-                        "http_status": attempt.http_status,
-                        "error": attempt.error,
-                    },
-                )
-            ).first()
-            if held is None:
-                return
-            await conn.execute(
-                _INSERT_ATTEMPT,
-                {
-                    "delivery_id": delivery_id,
-                    "attempted_at_ms": attempt.attempted_at_ms,
-                    "http_status": attempt.http_status,
-                    "error": attempt.error,
-                    "duration_ms": attempt.duration_ms,
-                },
-            )
+            for record in records:
+                await _record(conn, dispatcher_id, record)
+
+
+async def _record(conn: AsyncConnection, dispatcher_id: str, record: AttemptRecord) -> None:
+    """One attempt, in the caller's transaction, if this dispatcher holds the lease."""
+    delivery_id, attempt = record.delivery_id, record.attempt
+    if record.delivered:
+        status, next_at = DeliveryStatus.DELIVERED, None
+    elif record.next_attempt_at_ms is None:
+        status, next_at = DeliveryStatus.FAILED, None
+    else:
+        status, next_at = DeliveryStatus.PENDING, record.next_attempt_at_ms
+    held = (
+        await conn.execute(
+            _RECORD,
+            {
+                "delivery": delivery_id,
+                "dispatcher": dispatcher_id,
+                "new_status": status.value,
+                "next_at": next_at,
+                "http_status": attempt.http_status,
+                "error": attempt.error,
+            },
+        )
+    ).first()
+    if held is None:
+        return
+    await conn.execute(
+        _INSERT_ATTEMPT,
+        {
+            "delivery_id": delivery_id,
+            "attempted_at_ms": attempt.attempted_at_ms,
+            "http_status": attempt.http_status,
+            "error": attempt.error,
+            "duration_ms": attempt.duration_ms,
+        },
+    )
 
 
 def _due_order(row: sa.Row[Any]) -> tuple[int, int]:
