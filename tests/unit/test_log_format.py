@@ -1,13 +1,16 @@
 """The two log formats on real `logging` calls (the end-to-end check through a real
-request and task is tests/integration/test_logs.py)."""
+request and task is tests/integration/test_operations.py)."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import logging
+import pathlib
 from collections.abc import Iterator
 
+import aiosqlite
 import pytest
 
 from facelens.application.logcontext import log_context, note
@@ -76,6 +79,22 @@ def test_httpx_request_lines_are_quiet(restore_root: None) -> None:
     """httpx logs every request with its full URL at INFO."""
     configure_logging("debug", "json", io.StringIO())
     assert logging.getLogger("httpx").getEffectiveLevel() == logging.WARNING
+
+
+def test_debug_level_does_not_log_sql_parameters(
+    restore_root: None, tmp_path: pathlib.Path
+) -> None:
+    """aiosqlite logs each statement with its parameters at DEBUG (key hashes, webhook
+    secrets): FACELENS_LOG_LEVEL=debug must not write them."""
+    stream = io.StringIO()
+    configure_logging("debug", "json", stream)
+
+    async def query() -> None:
+        async with aiosqlite.connect(tmp_path / "t.db") as db:
+            await db.execute("SELECT ?", ("whsec_not_for_logs",))
+
+    asyncio.run(query())
+    assert "whsec_not_for_logs" not in stream.getvalue()
 
 
 def test_unknown_format_is_refused() -> None:

@@ -21,9 +21,10 @@ from facelens.core.redact import scrub
 LogFormat = Literal["text", "json"]
 LOG_FORMATS: tuple[LogFormat, ...] = ("text", "json")
 
-QUIET_LOGGERS = ("alembic", "httpx", "httpcore")
-"""Libraries that log routine work at INFO (httpx: one line per request with the full
-URL); warnings from them still show."""
+QUIET_LOGGERS = ("alembic", "httpx", "httpcore", "aiosqlite")
+"""Libraries that log routine work at INFO or DEBUG (httpx: one line per request with
+the full URL; aiosqlite: every SQL statement with its parameters, key hashes and
+webhook secrets included, at FACELENS_LOG_LEVEL=debug); warnings from them still show."""
 
 _HANDLER_NAME = "facelens"
 
