@@ -14,8 +14,8 @@ true face's matches carrying its most frequent track id, pooled; `worst` = the
 lowest single face), purity (share of a track's matches on its most frequent true
 face: one id stuck on two faces lowers it), ID switches (a true face's id changing
 between its matches). `--shake 0.02` adds a hand-held camera's jitter to the pan
-(tests/support/clips.py `pan_zoom_path`). Prints a Markdown table for the README (totals per interval, then per clip with
---per-clip).
+(tests/support/clips.py `pan_zoom_path`). Prints a Markdown table for the README
+(totals per interval, then per clip with --per-clip).
 """
 
 from __future__ import annotations
