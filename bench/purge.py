@@ -1,7 +1,7 @@
 """Retention benchmark: claim latency while a large purge runs.
 
     .venv/bin/python -P bench/purge.py [--db postgres|sqlite|both] [--old 100000]
-                                       [--batch 500] [--pause 0.05] [--seconds 5]
+                                       [--batch 200] [--pause 0.1] [--seconds 5]
 
 On a fresh database (PostgreSQL: created from template0, migrated, dropped after;
 SQLite: a temp file) it inserts `--old` finished tasks that ended 60 days ago, each
@@ -316,8 +316,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--db", choices=["sqlite", "postgres", "both"], default="postgres")
     parser.add_argument("--old", type=int, default=100_000, help="old finished tasks to purge")
-    parser.add_argument("--batch", type=int, default=500, help="tasks per purge transaction")
-    parser.add_argument("--pause", type=float, default=0.05, help="seconds between batches")
+    parser.add_argument("--batch", type=int, default=200, help="tasks per purge transaction")
+    parser.add_argument("--pause", type=float, default=0.1, help="seconds between batches")
     parser.add_argument("--seconds", type=float, default=5.0, help="baseline claiming time")
     args = parser.parse_args(argv)
     kinds = ["postgres", "sqlite"] if args.db == "both" else [args.db]

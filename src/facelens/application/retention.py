@@ -32,9 +32,9 @@ class PurgeStore(Protocol):
 @dataclass(frozen=True, slots=True)
 class RetentionConfig:
     days: float
-    batch: int = 500
+    batch: int = 200
     """Tasks per transaction."""
-    pause_s: float = 0.05
+    pause_s: float = 0.1
     """Between two batches, so a big purge leaves the database to the queue most of
     the time."""
     interval_s: float = 600.0
@@ -47,7 +47,7 @@ def cutoff_ms(now_ms: int, days: float) -> int:
 
 
 async def purge_older_than(
-    store: PurgeStore, clock: Clock, days: float, batch: int = 500, pause_s: float = 0.0
+    store: PurgeStore, clock: Clock, days: float, batch: int = 200, pause_s: float = 0.05
 ) -> int:
     """Purge everything that ended more than `days` ago, batch after batch, until
     nothing is left; how many tasks went (`facelens db purge` and each sweep)."""

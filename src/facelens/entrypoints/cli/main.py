@@ -190,7 +190,7 @@ def db_purge(
     older_than: Annotated[
         float, typer.Option("--older-than", metavar="DAYS", min=0, help="Age in days.")
     ],
-    batch: Annotated[int, typer.Option(min=1, help="Tasks per transaction.")] = 500,
+    batch: Annotated[int, typer.Option(min=1, help="Tasks per transaction.")] = 200,
 ) -> None:
     """Delete finished tasks that ended more than DAYS ago, with their callbacks and
     results, now (FACELENS_RETENTION_DAYS does it in the background); the ledger stays."""

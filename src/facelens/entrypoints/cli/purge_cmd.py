@@ -25,7 +25,7 @@ def db_purge(
             help="Purge finished tasks that ended more than DAYS days ago.",
         ),
     ],
-    batch: Annotated[int, typer.Option(min=1, help="Tasks per transaction.")] = 500,
+    batch: Annotated[int, typer.Option(min=1, help="Tasks per transaction.")] = 200,
 ) -> None:
     """Delete finished tasks older than DAYS now, with their callbacks and results
     (personal data); the ledger and balances are kept. Prints how many went."""
