@@ -93,8 +93,17 @@ class ErrorAnswer:
 def _http_answer(exc: StarletteHTTPException) -> ErrorAnswer:
     if exc.status_code == 400:
         # FastAPI's "error parsing the body" (non-UTF-8, absurd nesting): a bad request
-        # body is a business outcome like any other 100010.
-        return ErrorAnswer(INVALID_PARAMETERS, message="invalid parameter body: {exc.detail}")
+        # body is a business outcome like any other 100010. Its cause says which, in the
+        # words the other body errors use (FastAPI's own text names neither).
+        cause = exc.__cause__
+        why = (
+            "nested too deeply"
+            if isinstance(cause, RecursionError)
+            else "not valid JSON"
+            if isinstance(cause, ValueError)  # UnicodeDecodeError: not UTF-8
+            else "{exc.detail}"
+        )
+        return ErrorAnswer(INVALID_PARAMETERS, message=f"invalid parameter body: {why}")
     code = INVALID_PARAMETERS if exc.status_code < 500 else UNKNOWN_ERROR
     return ErrorAnswer(code, exc.status_code, message="{exc.detail}")
 
