@@ -28,8 +28,13 @@ UNMATCHED = "unmatched"
 
 def route_template(scope: Scope) -> str:
     """The path template of the route that answered (set by the router), else
-    `unmatched` (404s for made-up paths must not create series)."""
+    `unmatched` (404s for made-up paths must not create series). Starlette's plain
+    routes (FastAPI's /openapi.json and /docs) leave only their endpoint in the scope."""
     route = scope.get("route")
+    endpoint = scope.get("endpoint")
+    if route is None and endpoint is not None:
+        routes = getattr(getattr(scope.get("app"), "router", None), "routes", ())
+        route = next((r for r in routes if getattr(r, "endpoint", None) is endpoint), None)
     template = getattr(route, "path_format", None)
     return template if isinstance(template, str) and template else UNMATCHED
 
