@@ -3,11 +3,12 @@ killed with SIGKILL in the middle of a segment.
 
 A fresh database, one `facelens serve --no-worker` API process and three `facelens
 worker` processes (segments of 1 s, leases of 3 s), a loopback host serving a clip made
-here from a dev photo, a loopback receiver answering 200. As soon as a worker holds a
-running segment it is killed; another worker claims that segment when its lease
-expires and redoes it. The task must still end with exactly one start and one complete
-callback, every sampled frame analysed once, credits charged == frames analysed, and
-the ledger summing to the balance.
+here from a dev photo, a loopback receiver answering 200. A worker holding a running
+segment is frozen (SIGSTOP), and killed (SIGKILL) once the segment is seen still
+running; another worker claims that segment when its lease expires and redoes it. The
+task must still end with exactly one start and one complete callback, every sampled
+frame analysed once, credits charged == frames analysed, and the ledger summing to the
+balance.
 """
 
 from __future__ import annotations
@@ -126,25 +127,36 @@ def test_worker_killed_mid_segment_one_start_one_complete(cluster: Fleet) -> Non
     assert answer["code"] == 100000, answer
     [task_id] = answer["data"]["task_id_list"]
 
-    # Kill the first worker seen holding a running segment of the task, mid-segment.
+    # Kill a worker in the middle of a segment: freeze it (SIGSTOP: it commits nothing
+    # more), check its segment is still running, then SIGKILL it; if the segment was
+    # already done, let the worker go on and try another.
     pids = {proc.pid: proc for proc in cluster.workers}
     deadline = time.monotonic() + 120
     victim = None
     while victim is None:
         rows = query(
             cluster.database_url,
-            "SELECT worker_id, seq FROM video_segments WHERE task_id = :t AND status = 'running' "
-            "AND frames_done < frames",
+            "SELECT worker_id, seq FROM video_segments WHERE task_id = :t AND status = 'running'",
             t=task_id,
         )
         for worker_id, seq in rows:
             pid = int(str(worker_id).rsplit(":", 1)[-1])
-            if pid in pids:
+            if pid not in pids:
+                continue
+            os.kill(pid, signal.SIGSTOP)
+            [(status, holder)] = query(
+                cluster.database_url,
+                "SELECT status, worker_id FROM video_segments WHERE task_id = :t AND seq = :s",
+                t=task_id,
+                s=seq,
+            )
+            if status == "running" and holder == worker_id:
+                os.kill(pid, signal.SIGKILL)
                 victim, killed_seq = pids[pid], seq
                 break
+            os.kill(pid, signal.SIGCONT)
         assert time.monotonic() < deadline, f"no segment ever ran\n{cluster.log_tails()}"
         time.sleep(0.05)
-    os.kill(victim.pid, signal.SIGKILL)
     victim.wait(timeout=10)
 
     deadline = time.monotonic() + 240
