@@ -55,6 +55,9 @@ async def test_task_pages_newest_first_filtered_and_per_account(store: SqlStore)
     )
     assert [view.id for view in queued] == [second[0], first[2], first[1]]
     assert await store.list_tasks(other.id, TaskFilter(creation_id="a" * 32), 10) == []
+    # a NUL (`%00` in a URL) is no error on PostgreSQL either: nothing matches it
+    assert await store.list_tasks(acme.id, TaskFilter(creation_id="a\x00"), 10) == []
+    assert await store.get_creation(acme.id, "a" * 31 + "\x00") == []
 
 
 async def test_redeliver_makes_a_settled_complete_callback_due_again(store: SqlStore) -> None:

@@ -47,6 +47,8 @@ class QueryStore(StoreBase):
         if which.status is not None:
             conditions.append(tasks.c.status == which.status.value)
         if which.creation_id is not None:
+            if not _comparable(which.creation_id):
+                return []
             conditions.append(tasks.c.creation_id == which.creation_id)
         if which.before_id is not None:
             conditions.append(tasks.c.id < which.before_id)
@@ -85,11 +87,19 @@ class QueryStore(StoreBase):
 
     async def get_creation(self, account_id: int, creation_id: str) -> list[TaskView]:
         """All tasks of one submission, in submission (id) order."""
+        if not _comparable(creation_id):
+            return []
         async with self._read() as conn:
             return await _views(
                 conn,
                 sa.and_(tasks.c.account_id == account_id, tasks.c.creation_id == creation_id),
             )
+
+
+def _comparable(text: str) -> bool:
+    """PostgreSQL text cannot hold NUL: no stored id has one, and comparing with one is
+    an error there (a client's `%00` must read as not found, not as a 500)."""
+    return "\x00" not in text
 
 
 async def _views(
