@@ -170,7 +170,10 @@ async def test_long_video_in_segments_one_complete_callback(
 async def test_hostile_videos_fail_cleanly_then_an_image_succeeds(
     start_service: StartService, images: ImageHost, tmp_path: Path
 ) -> None:
-    service = await start_service(credits=1000)
+    # 400 MB of address space for a decoding child: enough for every small file here,
+    # not for 8K frames (the memory limit ends that task, not the worker).
+    service = await start_service(credits=1000, video_decode_memory_mb=400)
+    uhd = hv.h264_clip(tmp_path / "8k.mp4", frames=2, width=7680, height=4320)
     hostile = {
         "/truncated.mp4": (hv.truncated_mp4(tmp_path), "VIDEO_DECODE_FAILED"),
         "/random.mp4": (hv.random_bytes(tmp_path), "VIDEO_FORMAT_UNSUPPORTED"),
@@ -181,6 +184,7 @@ async def test_hostile_videos_fail_cleanly_then_an_image_succeeds(
         "/empty.mp4": (hv.zero_frames(tmp_path), "NO_VIDEO_STREAM"),
         "/streams.mkv": (hv.many_streams(tmp_path), "VIDEO_FORMAT_UNSUPPORTED"),
         "/many.gif": (hv.gif_10000_frames(tmp_path), "VIDEO_TOO_LONG"),
+        "/8k.mp4": (uhd, "VIDEO_DECODE_FAILED"),
     }
     with receiver() as hook:
         ids: dict[int, str] = {}
