@@ -234,6 +234,25 @@ async def test_non_utf8_and_non_object_bodies_are_invalid(
             assert "error parsing" not in envelope_of(response, 100010)["message"]
 
 
+@pytest.mark.parametrize(
+    "body",
+    [
+        submit_body(callback_params={"name": "\ud800"}),  # JSON "\ud800": no UTF-8 form
+        submit_body(callback_url=CALLBACK_URL + "\udfff"),
+    ],
+)
+async def test_unpaired_surrogates_are_invalid_and_charge_nothing(
+    make_api: ApiFactory, body: dict[str, Any]
+) -> None:
+    api = await make_api(accounts=1)
+    headers = {**bearer(api.keys[0]), "content-type": "application/json"}
+    async with api.client() as client:
+        response = await client.post(SUBMIT, content=json.dumps(body), headers=headers)
+        assert "surrogate" in envelope_of(response, 100010)["message"]
+        account = await client.get("/api/account", headers=bearer(api.keys[0]))
+    assert envelope_of(account, 100000)["data"]["credits"] == 1000
+
+
 # -- keys ------------------------------------------------------------------------------
 
 

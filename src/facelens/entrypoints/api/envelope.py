@@ -133,6 +133,13 @@ ERRORS: dict[type[Exception], ErrorAnswer] = {
     RecursionError: ErrorAnswer(
         INVALID_PARAMETERS, message="invalid parameter body: nested too deeply", log=logging.WARNING
     ),
+    # JSON may escape an unpaired surrogate ("\ud800"): a str no UTF-8 column, hash or
+    # callback body can hold. Only client input makes one; the transaction rolls back.
+    UnicodeEncodeError: ErrorAnswer(
+        INVALID_PARAMETERS,
+        message="invalid parameter body: a string holds an unpaired UTF-16 surrogate",
+        log=logging.WARNING,
+    ),
     Exception: ErrorAnswer(
         UNKNOWN_ERROR,
         500,
