@@ -239,6 +239,7 @@ async def test_non_utf8_and_non_object_bodies_are_invalid(
     [
         submit_body(callback_params={"name": "\ud800"}),  # JSON "\ud800": no UTF-8 form
         submit_body(callback_url=CALLBACK_URL + "\udfff"),
+        submit_body(task_list=[{"additional_params": {"target_image_url": IMAGE_URL + "\ud800"}}]),
     ],
 )
 async def test_unpaired_surrogates_are_invalid_and_charge_nothing(

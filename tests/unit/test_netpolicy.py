@@ -293,6 +293,7 @@ def test_valid_urls_are_returned_unchanged(url: str) -> None:
         ("http://exa mple.com/", "whitespace"),
         ("http://example.com/\n", "whitespace"),
         ("http://example.com\\@127.0.0.1/", "backslash"),
+        ("http://example.com/a\ud800.jpg", "surrogate"),
         ("http://1.2.3.4.5/", "malformed IPv4"),
         ("http://256.1.1.1/", "malformed IPv4"),
         ("http://[::1/", "malformed IPv6"),

@@ -269,6 +269,8 @@ def validate_url(url: str) -> str:
         raise ValueError(f"URL is longer than {MAX_URL_LENGTH} characters")
     if any(char.isspace() or ord(char) < 0x20 or ord(char) == 0x7F for char in url):
         raise ValueError("URL contains whitespace or control characters")
+    if any(0xD800 <= ord(char) <= 0xDFFF for char in url):  # JSON "\ud800": no UTF-8 form
+        raise ValueError("URL contains an unpaired UTF-16 surrogate")
     if "\\" in url:
         raise ValueError("URL contains a backslash")
     try:
