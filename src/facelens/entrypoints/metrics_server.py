@@ -120,13 +120,17 @@ async def serve_metrics(
             "/metrics is open to anyone who reaches %s: set FACELENS_METRICS_TOKEN",
             settings.metrics_host,
         )
-    server = MetricsServer(
-        metrics,
-        asyncio.get_running_loop(),
-        settings.metrics_host,
-        settings.metrics_port,
-        settings.metrics_token,
-    ).start()
+    try:
+        server = MetricsServer(
+            metrics,
+            asyncio.get_running_loop(),
+            settings.metrics_host,
+            settings.metrics_port,
+            settings.metrics_token,
+        ).start()
+    except OSError as exc:  # a port in use is an operator's error: one line, no traceback
+        where = f"{settings.metrics_host}:{settings.metrics_port}"
+        raise SystemExit(f"cannot serve /metrics on {where}: {exc.strerror or exc}") from None
     try:
         yield server
     finally:
