@@ -283,3 +283,41 @@ async def test_synchronous_endpoint_points_videos_to_the_task_api(
     assert_envelope(answer, 100010)
     assert "/api/aigc/task/submit" in answer["message"]
     assert (await service.account_info())["credits"] == 10
+
+
+async def ledger_rows(service: Service) -> int:
+    engine = create_async_engine(service.database_url)
+    try:
+        async with engine.connect() as conn:
+            rows = await conn.execute(
+                sa.text("SELECT count(*) FROM ledger WHERE account_id = :a"),
+                {"a": service.account.id},
+            )
+            return int(rows.scalar_one())
+    finally:
+        await engine.dispose()
+
+
+async def test_synchronous_endpoint_sniffs_a_video_behind_an_image_url(
+    start_service: StartService, images: ImageHost, tmp_path: Path
+) -> None:
+    service = await start_service(credits=10)
+    clip = hv.h264_clip(tmp_path / "c.mp4", frames=10)
+    # served as an image: only its bytes say it is a video
+    url = serve_file(images, "/photo.jpg", clip, content_type="image/jpeg")
+    rows = await ledger_rows(service)
+    response = await service.client.post(
+        "/api/face/detect", headers=bearer(service.api_key), json={"image_url": url}
+    )
+    answer = response.json()
+    assert_envelope(answer, 100010)
+    assert "target_video_url" in answer["message"], answer
+    assert "/api/aigc/task/submit" in answer["message"], answer
+    # a bad request, not a failed analysis: no charge, no refund, no ledger row
+    assert (await service.account_info())["credits"] == 10
+    assert await ledger_rows(service) == rows
+    response = await service.client.post(
+        "/api/face/detect", headers=bearer(service.api_key), json={"image_url": images.url(PHOTO)}
+    )
+    assert_envelope(response.json(), 100000)
+    assert (await service.account_info())["credits"] == 9 == await ledger_sum(service)

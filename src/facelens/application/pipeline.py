@@ -12,7 +12,13 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from facelens.application.ports import Clock, Detector, ImageDecoder, ImageFetcher
+from facelens.application.ports import (
+    Clock,
+    Detector,
+    FetchedImage,
+    ImageDecoder,
+    ImageFetcher,
+)
 from facelens.application.stage_timer import StageTimer
 from facelens.core.domain import DecodedImage, DetectOptions, Face, TaskOutcome
 from facelens.core.errors import TaskFailure
@@ -49,12 +55,15 @@ class ImagePipeline:
         async with self._inference:
             return await asyncio.to_thread(self._detector.detect, image, options)
 
+    async def fetch(self, url: str, timer: StageTimer | None = None) -> FetchedImage:
+        with (timer or StageTimer()).measure("fetch"):
+            return await self._fetcher.fetch(url)
+
     async def from_url(
         self, url: str, options: DetectOptions, timer: StageTimer | None = None
     ) -> Analysis:
         timer = timer or StageTimer()
-        with timer.measure("fetch"):
-            fetched = await self._fetcher.fetch(url)
+        fetched = await self.fetch(url, timer)
         return await self.from_bytes(fetched.data, fetched.content_type, options, timer)
 
     async def from_bytes(
