@@ -212,6 +212,13 @@ class VideoTasks:
             )
             await self._finish_segment(segment.id, task, sampling, None, failure)
             return
+        if segment.attempts > 1:
+            # Taken over: the claim reset this segment's frames_done, but the task's sum
+            # still counts the previous holder's frames. The claim cannot re-sum it (it
+            # holds the segment's lock; every transaction locks the task first), so the
+            # next transaction does, before any frame is decoded.
+            with contextlib.suppress(StoreUnavailable):
+                await self._store.segment_progress(segment.id, self._worker, 0)
         try:
             async with (
                 self._renewing(segment.id),
