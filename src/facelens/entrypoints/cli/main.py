@@ -17,11 +17,12 @@ import sys
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
 from facelens.entrypoints.cli.lazy import LazyCommand, LazyGroup
-from facelens.entrypoints.config import Settings, load_settings, settings_help
+from facelens.entrypoints.config import ENV_PREFIX, Settings, load_settings, settings_help
 
 LAZY_COMMANDS = {
     "detect": LazyCommand(
@@ -264,3 +265,13 @@ def main() -> None:
         # An operator's mistake or an outage, not a bug: one line, no traceback.
         print(f"facelens: {exc}", file=sys.stderr)
         sys.exit(1)
+    except ValidationError as exc:
+        if exc.title != Settings.__name__:
+            raise
+        for error in exc.errors():  # a FACELENS_* typo: name it, no traceback
+            name = ENV_PREFIX + str(error["loc"][0]).upper() if error["loc"] else "?"
+            print(
+                f"facelens: invalid setting {name}={error['input']!r}: {error['msg']}",
+                file=sys.stderr,
+            )
+        sys.exit(2)
