@@ -60,6 +60,7 @@ def test_wrong_key_shows_the_refusal_and_the_right_one_signs_in(console: Console
     page.get_by_role("button", name="Sign out").click()
     page.get_by_label("API key", exact=True).wait_for()
     assert page.evaluate("sessionStorage.length") == 0
+    assert not page.get_by_role("link", name="Tasks", exact=True).is_visible()  # nav gone
 
 
 def test_a_dev_photo_gives_as_many_faces_as_the_api(
