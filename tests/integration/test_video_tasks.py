@@ -30,6 +30,7 @@ from tests.integration.conftest import (
     eventually,
     receiver,
 )
+from tests.integration.test_operations import samples, scrape, value
 from tests.support import hostile_videos as hv
 from tests.support.clips import View, make_clip
 from tests.support.servers import HttpServer, Reply
@@ -321,3 +322,35 @@ async def test_synchronous_endpoint_sniffs_a_video_behind_an_image_url(
     )
     assert_envelope(response.json(), 100000)
     assert (await service.account_info())["credits"] == 9 == await ledger_sum(service)
+
+
+async def test_video_tasks_count_in_the_metrics_with_their_stage_timings(
+    start_service: StartService, images: ImageHost, dev_images: Path, tmp_path: Path
+) -> None:
+    service = await start_service(credits=100, video_segment_seconds=1.0, metrics_token="t")
+    url = serve_file(images, "/clip.mp4", still_clip(dev_images, tmp_path / "clip.mp4"))
+    junk = serve_file(images, "/junk.mp4", hv.random_bytes(tmp_path))
+    with receiver() as hook:
+        ok = await submit_video(service, url, hook.url("/cb"), frame_interval_ms=400, max_frames=20)
+        bad = await submit_video(service, junk, hook.url("/cb"), max_frames=10)
+        [ok_id], [bad_id] = ok["data"]["task_id_list"], bad["data"]["task_id_list"]
+        assert (await settled(service, hook, ok_id))["video"]["frames_analysed"] == 8
+        assert (await settled(service, hook, bad_id))["error_code"] == "VIDEO_FORMAT_UNSUPPORTED"
+    found = samples(await scrape(service, "t"))
+    assert value(found, "facelens_tasks_finished_total", result="succeeded", error_code="") == 1
+    failed = {"result": "failed", "error_code": "VIDEO_FORMAT_UNSUPPORTED"}
+    assert value(found, "facelens_tasks_finished_total", **failed) == 1
+    # one observation per task and stage, whichever process finished its last segment
+    count = "facelens_stage_duration_seconds_count"
+    for stage, expected in (("fetch", 2), ("decode", 2), ("detect", 1), ("total", 2)):
+        assert value(found, count, stage=stage) == expected, stage
+    assert value(found, "facelens_stage_duration_seconds_sum", stage="detect") > 0
+    # the task view: fetch = the downloads, decode = waiting on the decoding children,
+    # detect = detection summed over the 8 frames (of 3 segments)
+    timings = (await service.task(ok_id))["timings"]
+    assert all(isinstance(v, int) and v >= 0 for v in timings.values()), timings
+    assert timings["detect_ms"] > 0 and timings["decode_ms"] > 0
+    assert timings["total_ms"] >= timings["detect_ms"]
+    bad_timings = (await service.task(bad_id))["timings"]
+    assert bad_timings["fetch_ms"] is not None and bad_timings["decode_ms"] is not None
+    assert bad_timings["detect_ms"] is None

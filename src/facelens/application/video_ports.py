@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from facelens.core.domain import ClaimedTask, JsonObject
+from facelens.core.timings import NOT_MEASURED, StageTimes
 from facelens.core.video import Sampling, Segment, VideoFrame, VideoInfo, VideoPlan
 
 if TYPE_CHECKING:  # the store imports these ports; it never loads the tracker (NumPy)
@@ -55,6 +56,28 @@ class ClaimedSegment:
     end_ms: int
     frames: int
     attempts: int
+
+
+@dataclass(frozen=True, slots=True)
+class VideoFinished:
+    """A video task that a store call finished: what the metrics count (the caller
+    reports it, since only the finishing transaction knows the task ended)."""
+
+    succeeded: bool
+    error_code: str
+    total_ms: int
+    """Submission to outcome."""
+    refunded: int
+    """Reserved credits given back (the part of `max_frames` not analysed)."""
+    stages: StageTimes
+    """Summed over the task's segments (the attempt that produced each one)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentRecorded:
+    """A held segment was recorded; `finished` when that ended its task."""
+
+    finished: VideoFinished | None
 
 
 Render = Callable[
@@ -103,16 +126,24 @@ class VideoStore(Protocol):
         failure: tuple[str, str] | None,
         render: Render,
         now_ms: int,
-    ) -> bool:
-        """Record a held segment's result (or its failure). A failure fails the task at
-        once; the last segment done finishes it. Finishing the task stores the rendered
-        result, inserts its complete callback and refunds the reserved credits not
-        used (all of them on failure), all in this transaction. False: not held."""
+        stages: StageTimes = NOT_MEASURED,
+    ) -> SegmentRecorded | None:
+        """Record a held segment's result (or its failure) with the time its stages
+        took. A failure fails the task at once; the last segment done finishes it.
+        Finishing the task stores the rendered result and the stage times summed over
+        its segments, inserts its complete callback and refunds the reserved credits
+        not used (all of them on failure), all in this transaction. None: not held."""
         ...
 
     async def finish_video(
-        self, task_id: int, worker_id: str, result: VideoResult, now_ms: int
-    ) -> bool:
+        self,
+        task_id: int,
+        worker_id: str,
+        result: VideoResult,
+        now_ms: int,
+        stages: StageTimes = NOT_MEASURED,
+    ) -> VideoFinished | None:
         """Finish a video task not split into segments (failed before, or no frame to
-        analyse), if this worker still holds it; refunds what it did not use."""
+        analyse), if this worker still holds it (else None); refunds what it did not
+        use."""
         ...

@@ -17,6 +17,11 @@ transaction: tracks are stitched across the borders, the complete callback inser
 and status) and the credits not used refunded. A killed worker's segment is claimed
 again when its lease expires and redone from its start; a segment whose attempts run
 out fails the task (VIDEO_DECODE_FAILED), as does any segment's failure.
+
+Each run times its stages (fetch = the download, decode = waiting on the decoding
+child: probe, seeks and frames, detect = detection summed over the frames); the store
+keeps them with the segment and sums them when it finishes the task. Whoever finishes
+the task reports it to `Telemetry` once: the outcome and each stage's total.
 """
 
 from __future__ import annotations
@@ -30,10 +35,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from facelens.application.ports import Clock
+from facelens.application.stage_timer import StageTimer
+from facelens.application.telemetry import NO_TELEMETRY, Stage, Telemetry
 from facelens.application.video_ports import (
     ClaimedSegment,
+    SegmentRecorded,
     VideoDecoderPort,
     VideoDownloadsPort,
+    VideoFinished,
     VideoStore,
 )
 from facelens.application.waiting import wait_first
@@ -89,7 +98,9 @@ class VideoTasks:
         detect: Detect,
         clock: Clock,
         config: VideoConfig,
+        telemetry: Telemetry = NO_TELEMETRY,
     ) -> None:
+        self._telemetry = telemetry
         self._store = store
         self._downloads = downloads
         self._decoder = decoder
@@ -107,9 +118,13 @@ class VideoTasks:
     async def run_task(self, task: ClaimedTask, sampling: Sampling) -> None:
         """Analyse a claimed video task (the worker holds it until this returns)."""
         first: int | None = None
+        timer = StageTimer()  # adds up only: the task's totals are reported when it ends
         try:
-            async with self._downloads.download(task.image_url) as path:
-                session = await self._decoder.open(str(path), sampling)
+            async with contextlib.AsyncExitStack() as files:
+                with timer.measure("fetch"):
+                    path = await files.enter_async_context(self._downloads.download(task.image_url))
+                with timer.measure("decode"):
+                    session = await self._decoder.open(str(path), sampling)
                 try:
                     plan = session.plan
                     assert plan is not None
@@ -118,7 +133,11 @@ class VideoTasks:
                         result = video_success(
                             task, plan.info, [], sampling.interval_ms, self._now()
                         )
-                        await self._store.finish_video(task.id, self._worker, result, self._now())
+                        self._report(
+                            await self._store.finish_video(
+                                task.id, self._worker, result, self._now(), timer.times()
+                            )
+                        )
                         return
                     first = await self._store.plan_video(
                         task.id,
@@ -141,30 +160,44 @@ class VideoTasks:
                     )
                     async with self._renewing(first):
                         record = await self._analyse(
-                            first, session.frames(), task.options, sampling, segments[0].end_ms
+                            first,
+                            session.frames(),
+                            task.options,
+                            sampling,
+                            segments[0].end_ms,
+                            timer,
                         )
                 finally:
                     await session.close()
-            await self._finish_segment(first, task, sampling, record, None)
+            await self._finish_segment(first, task, sampling, record, None, timer)
         except TaskFailure as failure:
-            await self._fail(task, sampling, first, failure.error_code, failure.message)
+            await self._fail(task, sampling, first, failure.error_code, failure.message, timer)
         except (asyncio.CancelledError, StoreUnavailable):
             raise  # the lease expires and the task or segment is redone
         except Exception:
             log.exception("task %d: unexpected error in the video flow", task.id)
-            await self._fail(
-                task, sampling, first, "INTERNAL_ERROR", "internal error while analysing the video"
-            )
+            text = "internal error while analysing the video"
+            await self._fail(task, sampling, first, "INTERNAL_ERROR", text, timer)
 
     async def _fail(
-        self, task: ClaimedTask, sampling: Sampling, first: int | None, code: str, text: str
+        self,
+        task: ClaimedTask,
+        sampling: Sampling,
+        first: int | None,
+        code: str,
+        text: str,
+        timer: StageTimer,
     ) -> None:
         log.info("task %d: video failed %s", task.id, code)
         if first is not None:
-            await self._finish_segment(first, task, sampling, None, (code, text))
+            await self._finish_segment(first, task, sampling, None, (code, text), timer)
         else:
             result = video_failure(task, code, text, None, self._now())
-            await self._store.finish_video(task.id, self._worker, result, self._now())
+            self._report(
+                await self._store.finish_video(
+                    task.id, self._worker, result, self._now(), timer.times()
+                )
+            )
 
     # segments claimed from the queue
 
@@ -210,7 +243,7 @@ class VideoTasks:
                 "VIDEO_DECODE_FAILED",
                 f"a segment of the video failed {segment.attempts - 1} times",
             )
-            await self._finish_segment(segment.id, task, sampling, None, failure)
+            await self._finish_segment(segment.id, task, sampling, None, failure, StageTimer())
             return
         if segment.attempts > 1:
             # Taken over: the claim reset this segment's frames_done, but the task's sum
@@ -219,23 +252,24 @@ class VideoTasks:
             # next transaction does, before any frame is decoded.
             with contextlib.suppress(StoreUnavailable):
                 await self._store.segment_progress(segment.id, self._worker, 0)
+        timer = StageTimer()
         try:
-            async with (
-                self._renewing(segment.id),
-                self._downloads.download(task.image_url) as path,
-            ):
-                session = await self._decoder.open(
-                    str(path), sampling, segment.start_ms, segment.end_ms
-                )
+            async with self._renewing(segment.id), contextlib.AsyncExitStack() as files:
+                with timer.measure("fetch"):
+                    path = await files.enter_async_context(self._downloads.download(task.image_url))
+                with timer.measure("decode"):
+                    session = await self._decoder.open(
+                        str(path), sampling, segment.start_ms, segment.end_ms
+                    )
                 try:
                     record = await self._analyse(
-                        segment.id, session.frames(), task.options, sampling, None
+                        segment.id, session.frames(), task.options, sampling, None, timer
                     )
                 finally:
                     await session.close()
         except TaskFailure as failure:
             await self._finish_segment(
-                segment.id, task, sampling, None, (failure.error_code, failure.message)
+                segment.id, task, sampling, None, (failure.error_code, failure.message), timer
             )
             return
         except (asyncio.CancelledError, StoreUnavailable):
@@ -243,9 +277,9 @@ class VideoTasks:
         except Exception:
             log.exception("task %d: unexpected error in segment %d", task.id, segment.seq)
             failure_text = ("INTERNAL_ERROR", "internal error while analysing the video")
-            await self._finish_segment(segment.id, task, sampling, None, failure_text)
+            await self._finish_segment(segment.id, task, sampling, None, failure_text, timer)
             return
-        await self._finish_segment(segment.id, task, sampling, record, None)
+        await self._finish_segment(segment.id, task, sampling, record, None, timer)
 
     # shared steps
 
@@ -256,18 +290,26 @@ class VideoTasks:
         options: DetectOptions,
         sampling: Sampling,
         stop_at_ms: int | None,
+        timer: StageTimer,
     ) -> JsonObject:
-        """Detect and track the faces of the frames (until `stop_at_ms`, exclusive)."""
+        """Detect and track the faces of the frames (until `stop_at_ms`, exclusive);
+        `timer` adds the wait for each frame to decode and each detection to detect."""
         tracker = Tracker(sampling.interval_ms)
         analysed: list[AnalysedFrame] = []
         width = height = 0
         reported = time.monotonic()
-        async for frame in frames:
+        pending = aiter(frames)
+        while True:
+            with timer.measure("decode"):
+                frame = await anext(pending, None)
+            if frame is None:
+                break
             if stop_at_ms is not None and frame.timestamp_ms >= stop_at_ms:
                 break
             height, width = frame.pixels.shape[:2]
             image = DecodedImage(pixels=frame.pixels, width=width, height=height, format="video")
-            faces = await self._detect(image, options)
+            with timer.measure("detect"):
+                faces = await self._detect(image, options)
             ids = tracker.update(frame.timestamp_ms, faces)
             sharpness = tuple(face_quality(frame.pixels, face_box(f)).blur for f in faces)
             analysed.append(
@@ -286,6 +328,7 @@ class VideoTasks:
         sampling: Sampling,
         record: JsonObject | None,
         failure: tuple[str, str] | None,
+        timer: StageTimer,
     ) -> None:
         now = self._now()
 
@@ -297,11 +340,30 @@ class VideoTasks:
         ) -> VideoResult:
             return render(held_task, info, records, fail, sampling.interval_ms, now)
 
-        held = await self._store.finish_segment(
-            segment_id, self._worker, record, failure, rendered, now
+        held: SegmentRecorded | None = await self._store.finish_segment(
+            segment_id, self._worker, record, failure, rendered, now, timer.times()
         )
-        if not held:
+        if held is None:
             log.warning("task %d: segment %d lost before it was recorded", task.id, segment_id)
+        else:
+            self._report(held.finished)
+
+    def _report(self, finished: VideoFinished | None) -> None:
+        """Count a task this process finished, like the worker counts an image's."""
+        if finished is None:
+            return
+        telemetry = self._telemetry
+        telemetry.task_finished(finished.succeeded, finished.error_code)
+        stages = finished.stages
+        spent: tuple[tuple[Stage, int | None], ...] = (
+            ("fetch", stages.fetch_ms),
+            ("decode", stages.decode_ms),
+            ("detect", stages.detect_ms),
+        )
+        for stage, ms in spent:
+            if ms is not None:
+                telemetry.stage(stage, ms / 1000)
+        telemetry.stage("total", finished.total_ms / 1000)
 
     @contextlib.asynccontextmanager
     async def _renewing(self, segment_id: int) -> AsyncIterator[None]:

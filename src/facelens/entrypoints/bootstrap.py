@@ -40,7 +40,7 @@ from facelens.application.pipeline import ImagePipeline
 from facelens.application.ports import Clock, Detector, Store
 from facelens.application.retention import Retention, RetentionConfig
 from facelens.application.service import TaskService
-from facelens.application.telemetry import OpsStore
+from facelens.application.telemetry import OpsStore, Telemetry
 from facelens.application.video_tasks import VideoConfig, VideoTasks
 from facelens.application.worker import Worker, WorkerConfig
 from facelens.core.netpolicy import AddressPolicy, validate_url
@@ -132,7 +132,12 @@ def process_metrics(settings: Settings, detector: Detector, role: str) -> Metric
 
 
 def video_tasks(
-    settings: Settings, store: SqlStore, http: SafeHttp, pipeline: ImagePipeline, clock: Clock
+    settings: Settings,
+    store: SqlStore,
+    http: SafeHttp,
+    pipeline: ImagePipeline,
+    clock: Clock,
+    telemetry: Telemetry,
 ) -> VideoTasks:
     """The video flow: downloads under the data dir (leftovers of killed workers swept
     now), the sandboxed decoder and its limits, detection through the image pipeline."""
@@ -159,7 +164,7 @@ def video_tasks(
         poll_interval_s=settings.poll_interval,
         stop_grace_s=settings.stop_grace_seconds,
     )
-    return VideoTasks(store, downloads, decoder, pipeline.detect, clock, config)
+    return VideoTasks(store, downloads, decoder, pipeline.detect, clock, config, telemetry)
 
 
 def build_detector_for(settings: Settings) -> Detector:
@@ -235,7 +240,7 @@ async def open_services(
                 ),
                 telemetry=metrics,
             )
-            video = video_tasks(settings, work_store, http, pipeline, clock)
+            video = video_tasks(settings, work_store, http, pipeline, clock, metrics)
             worker = Worker(
                 work_store,
                 pipeline,

@@ -28,8 +28,14 @@ from facelens.adapters.store.deliveries import insert_delivery_statement, new_de
 from facelens.adapters.store.tables import tasks as _tasks
 from facelens.adapters.store.tables import video_segments as _segments
 from facelens.adapters.store.tasks import CLAIMED_COLUMNS, claimed_task
-from facelens.application.video_ports import ClaimedSegment, Render
+from facelens.application.video_ports import (
+    ClaimedSegment,
+    Render,
+    SegmentRecorded,
+    VideoFinished,
+)
 from facelens.core.domain import JsonObject, ProcessStatus, TaskStatus
+from facelens.core.timings import NOT_MEASURED, StageTimes
 from facelens.core.video import Sampling, Segment, VideoInfo
 
 if TYPE_CHECKING:  # admin commands load this module: no NumPy (the tracker) here
@@ -184,11 +190,12 @@ class VideoSegmentStore(StoreBase):
         failure: tuple[str, str] | None,
         render: Render,
         now_ms: int,
-    ) -> bool:
+        stages: StageTimes = NOT_MEASURED,
+    ) -> SegmentRecorded | None:
         async with self._write() as conn:
             task_id = await self._task_of(conn, segment_id)
             if task_id is None:
-                return False
+                return None
             task = await self._lock_task(conn, task_id)
             held = (
                 await conn.execute(
@@ -196,10 +203,10 @@ class VideoSegmentStore(StoreBase):
                 )
             ).first()
             if task is None or held is None:
-                return False
+                return None
             if task.status != TaskStatus.RUNNING.value:  # failed by another segment
                 await self._set_segment(conn, segment_id, CANCELLED, None, 0)
-                return False
+                return None
             claimed = claimed_task(task)
             info = VideoInfo.from_stored(dict(task.video or {}).get("info"))
             if failure is not None or record is None:
@@ -212,8 +219,11 @@ class VideoSegmentStore(StoreBase):
                     .values(status=CANCELLED, lease_until=None)
                 )
                 failed = failure or ("INTERNAL_ERROR", "a segment has no result")
-                await self._finish_task(conn, task, render(claimed, info, [], failed), now_ms)
-                return True
+                done = await self._records(conn, task_id, DONE)
+                spent = _sum_stages([*(_stages_of(r) for r in done), stages])
+                result = render(claimed, info, [], failed)
+                return SegmentRecorded(await self._finish_task(conn, task, result, now_ms, spent))
+            record = {**record, STAGES_KEY: _stages_json(stages)}
             await self._set_segment(conn, segment_id, DONE, record, len(record["frames"]))
             await self._sum_progress(conn, task_id)
             left = (
@@ -223,29 +233,28 @@ class VideoSegmentStore(StoreBase):
                     .where(_segments.c.task_id == task_id, _segments.c.status != DONE)
                 )
             ).scalar_one()
-            if left == 0:
-                records = (
-                    await conn.execute(
-                        sa.select(_segments.c.result)
-                        .where(_segments.c.task_id == task_id)
-                        .order_by(_segments.c.seq)
-                    )
-                ).scalars()
-                result = render(claimed, info, [dict(r) for r in records], None)
-                await self._finish_task(conn, task, result, now_ms)
-            return True
+            if left != 0:
+                return SegmentRecorded(None)
+            records = await self._records(conn, task_id, None)
+            result = render(claimed, info, records, None)
+            spent = _sum_stages([_stages_of(r) for r in records])
+            return SegmentRecorded(await self._finish_task(conn, task, result, now_ms, spent))
 
     async def finish_video(
-        self, task_id: int, worker_id: str, result: VideoResult, now_ms: int
-    ) -> bool:
+        self,
+        task_id: int,
+        worker_id: str,
+        result: VideoResult,
+        now_ms: int,
+        stages: StageTimes = NOT_MEASURED,
+    ) -> VideoFinished | None:
         async with self._write() as conn:
             task = await self._lock_task(conn, task_id)
             if task is None or task.status != TaskStatus.RUNNING.value:
-                return False
+                return None
             if task.worker_id != worker_id:
-                return False
-            await self._finish_task(conn, task, result, now_ms)
-            return True
+                return None
+            return await self._finish_task(conn, task, result, now_ms, stages)
 
     # steps inside the caller's transaction
 
@@ -260,6 +269,16 @@ class VideoSegmentStore(StoreBase):
         )
         value = found.scalar_one_or_none()
         return None if value is None else int(value)
+
+    async def _records(
+        self, conn: AsyncConnection, task_id: int, status: str | None
+    ) -> list[JsonObject]:
+        """The task's segment records in time order (only those in `status`)."""
+        query = sa.select(_segments.c.result).where(_segments.c.task_id == task_id)
+        if status is not None:
+            query = query.where(_segments.c.status == status)
+        rows = (await conn.execute(query.order_by(_segments.c.seq))).scalars()
+        return [dict(r) for r in rows if r is not None]
 
     async def _set_segment(
         self, conn: AsyncConnection, segment_id: int, status: str, record: Any, done: int
@@ -281,9 +300,15 @@ class VideoSegmentStore(StoreBase):
         )
 
     async def _finish_task(
-        self, conn: AsyncConnection, task: sa.Row[Any], result: VideoResult, now_ms: int
-    ) -> None:
-        """Result, complete callback and refund of the unused reserved credits."""
+        self,
+        conn: AsyncConnection,
+        task: sa.Row[Any],
+        result: VideoResult,
+        now_ms: int,
+        stages: StageTimes,
+    ) -> VideoFinished:
+        """Result, stage times, complete callback and refund of the unused reserved
+        credits."""
         status = TaskStatus.SUCCEEDED if result.succeeded else TaskStatus.FAILED
         await conn.execute(
             sa.update(_tasks)
@@ -295,6 +320,9 @@ class VideoSegmentStore(StoreBase):
                 error_code=result.error_code,
                 error_info=result.error_info,
                 lease_until=None,
+                fetch_ms=stages.fetch_ms,
+                decode_ms=stages.decode_ms,
+                detect_ms=stages.detect_ms,
             )
         )
         await conn.execute(
@@ -316,3 +344,34 @@ class VideoSegmentStore(StoreBase):
                     creation_id=task.creation_id,
                 ),
             )
+        return VideoFinished(
+            succeeded=result.succeeded,
+            error_code=result.error_code,
+            total_ms=max(0, now_ms - task.created_at_ms),
+            refunded=max(0, refund),
+            stages=stages,
+        )
+
+
+STAGES_KEY = "stages"
+"""Where a done segment's record keeps the time its stages took (ms, or null)."""
+_STAGE_NAMES = ("fetch_ms", "decode_ms", "detect_ms")
+
+
+def _stages_json(stages: StageTimes) -> JsonObject:
+    return {name: getattr(stages, name) for name in _STAGE_NAMES}
+
+
+def _stages_of(record: JsonObject) -> StageTimes:
+    stored = record.get(STAGES_KEY) or {}
+    return StageTimes(*(stored.get(name) for name in _STAGE_NAMES))
+
+
+def _sum_stages(parts: Sequence[StageTimes]) -> StageTimes:
+    """Each stage summed over the parts that ran it (null when none did)."""
+
+    def total(name: str) -> int | None:
+        values = [v for v in (getattr(p, name) for p in parts) if v is not None]
+        return sum(values) if values else None
+
+    return StageTimes(*(total(name) for name in _STAGE_NAMES))
