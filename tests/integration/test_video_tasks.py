@@ -354,3 +354,25 @@ async def test_video_tasks_count_in_the_metrics_with_their_stage_timings(
     bad_timings = (await service.task(bad_id))["timings"]
     assert bad_timings["fetch_ms"] is not None and bad_timings["decode_ms"] is not None
     assert bad_timings["detect_ms"] is None
+
+
+async def test_credit_metrics_match_the_ledger_for_videos(
+    start_service: StartService, images: ImageHost, dev_images: Path, tmp_path: Path
+) -> None:
+    service = await start_service(credits=100, metrics_token="t")
+    url = serve_file(images, "/clip.mp4", still_clip(dev_images, tmp_path / "clip.mp4"))
+    junk = serve_file(images, "/junk.mp4", hv.random_bytes(tmp_path))
+    with receiver() as hook:
+        ok = await submit_video(service, url, hook.url("/cb"), frame_interval_ms=500, max_frames=20)
+        bad = await submit_video(service, junk, hook.url("/cb"), max_frames=10)
+        [ok_id], [bad_id] = ok["data"]["task_id_list"], bad["data"]["task_id_list"]
+        assert (await settled(service, hook, ok_id))["video"]["frames_analysed"] == 6
+        assert (await settled(service, hook, bad_id))["result_code"] == -1
+    found = samples(await scrape(service, "t"))
+    charged = value(found, "facelens_credits_total", kind="charged")
+    refunded = value(found, "facelens_credits_total", kind="refunded")
+    assert charged == 20 + 10, "each video's max_frames reserved at submission"
+    assert refunded == 14 + 10, "the frames not analysed, and all of a failed video"
+    spent = 100 - await ledger_sum(service)
+    assert charged - refunded == spent == 6
+    assert (await service.account_info())["credits"] == 100 - spent

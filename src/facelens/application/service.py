@@ -67,8 +67,8 @@ class TaskService:
         )
         self.on_submitted()
         self.telemetry.tasks_submitted(len(ids))
-        self.telemetry.credits("charged", len(ids))
         consumed = sum(task.credits for task in tasks)  # a video reserves its max_frames
+        self.telemetry.credits("charged", consumed)  # its unused part counts as refunded
         return SubmitResult(creation_id=creation_id, task_ids=ids, credits_consumed=consumed)
 
     async def get_task(self, account: Account, task_id: int) -> TaskView | None:

@@ -21,7 +21,7 @@ out fails the task (VIDEO_DECODE_FAILED), as does any segment's failure.
 Each run times its stages (fetch = the download, decode = waiting on the decoding
 child: probe, seeks and frames, detect = detection summed over the frames); the store
 keeps them with the segment and sums them when it finishes the task. Whoever finishes
-the task reports it to `Telemetry` once: the outcome and each stage's total.
+the task reports it to `Telemetry` once: the outcome, each stage's total, the refund.
 """
 
 from __future__ import annotations
@@ -364,6 +364,8 @@ class VideoTasks:
             if ms is not None:
                 telemetry.stage(stage, ms / 1000)
         telemetry.stage("total", finished.total_ms / 1000)
+        if finished.refunded:  # the reserved frames not analysed (all, on failure)
+            telemetry.credits("refunded", finished.refunded)
 
     @contextlib.asynccontextmanager
     async def _renewing(self, segment_id: int) -> AsyncIterator[None]:
