@@ -254,6 +254,19 @@ async def test_unpaired_surrogates_are_invalid_and_charge_nothing(
     assert envelope_of(account, 100000)["data"]["credits"] == 1000
 
 
+async def test_a_json_body_without_its_content_type_says_so(make_api: ApiFactory) -> None:
+    api = await make_api(accounts=1)
+    content = json.dumps(submit_body())
+    async with api.client() as client:
+        for content_type in ("text/plain", "application/x-www-form-urlencoded"):
+            headers = {**bearer(api.keys[0]), "content-type": content_type}
+            response = await client.post(SUBMIT, content=content, headers=headers)
+            assert "Content-Type: application/json" in envelope_of(response, 100010)["message"]
+        headers = {**bearer(api.keys[0]), "content-type": "application/json"}
+        response = await client.post(SUBMIT, content=b'"face_detect"', headers=headers)
+        assert "Content-Type" not in envelope_of(response, 100010)["message"]
+
+
 # -- keys ------------------------------------------------------------------------------
 
 

@@ -69,6 +69,8 @@ def describe_validation(exc: RequestValidationError | ValidationError) -> str:
         loc = [str(part) for part in error.get("loc", ()) if part != "body"]
         if error.get("type") == "json_invalid":
             return "invalid parameter body: not valid JSON"
+        if not loc and isinstance(error.get("input"), bytes):  # FastAPI left it unparsed
+            return "invalid parameter body: send JSON with Content-Type: application/json"
         field = ""
         for part in loc:
             field += f"[{part}]" if part.isdigit() else (f".{part}" if field else part)
