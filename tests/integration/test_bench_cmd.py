@@ -41,6 +41,7 @@ def test_bench_smoke_reports_every_phase(tmp_path: Path) -> None:
     assert service["images_per_s"] > 0
     assert 0 < service["p50_ms"] <= service["p95_ms"]
     assert service["cpu_ms_per_task"] > 0  # read from the spawned serve process
+    assert 0 < service["event_loop_cpu_ms_per_task"] <= service["cpu_ms_per_task"]
     assert math.isfinite(service["cpu_ms_per_task_outside_inference"])
 
     bare = report["bare"]

@@ -189,11 +189,17 @@ async def _phases(
     # throughput: everything at once
     profiler = start_profiler(target.pid, config.profile)
     cpu0 = cpu_seconds(target.pid) if target.pid else None
+    loop0 = cpu_seconds(target.pid, main_thread=True) if target.pid else None
     ids, sent_at = await _burst(
         target, callback, [loopback.url(f"/img/{i}") for i in range(len(data))]
     )
     await loopback.wait_completed(ids, deadline)
     cpu = cpu_seconds(target.pid) - cpu0 if target.pid and cpu0 is not None else None
+    loop_cpu = (
+        cpu_seconds(target.pid, main_thread=True) - loop0
+        if target.pid and loop0 is not None
+        else None
+    )
     arrived = [loopback.completed[task_id].arrived for task_id in ids]
     span = max(arrived) - min(sent_at)
     lat = [(a - s) * 1000 for a, s in zip(arrived, sent_at, strict=True)]
@@ -204,6 +210,7 @@ async def _phases(
         "p95_ms": pct(lat, 0.95),
         "failed": failed,
         "cpu_ms_per_task": cpu * 1000 / len(ids) if cpu is not None else None,
+        "event_loop_cpu_ms_per_task": loop_cpu * 1000 / len(ids) if loop_cpu is not None else None,
         "cpu_ms_per_task_outside_inference": (
             cpu * 1000 / len(ids) - bare["cpu_ms_per_image"]
             if cpu is not None and bare is not None

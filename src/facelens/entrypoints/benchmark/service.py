@@ -187,8 +187,10 @@ async def submit(
     return [int(task_id) for task_id in answer["data"]["task_id_list"]]
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU of one process (all its threads) so far, from /proc."""
-    with open(f"/proc/{pid}/stat") as f:
+def cpu_seconds(pid: int, main_thread: bool = False) -> float:
+    """User + system CPU of one process (all its threads) so far, from /proc; of its
+    main thread only (the event loop: API, worker, dispatcher, database client) with
+    `main_thread`."""
+    with open(f"/proc/{pid}/task/{pid}/stat" if main_thread else f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")

@@ -130,6 +130,7 @@ def render(report: dict[str, Any]) -> Table:
         ("service CPU ms per task", _f(service["cpu_ms_per_task"])),
         ("bare CPU ms per image", _f(bare and bare["cpu_ms_per_image"])),
         ("CPU ms per task outside inference", _f(service["cpu_ms_per_task_outside_inference"])),
+        ("  of which on the event loop thread", _f(service["event_loop_cpu_ms_per_task"])),
         ("failed tasks (of the images)", str(service["failed"])),
         ("idle p50 / p95 ms", f"{_f(idle['p50_ms'], 0)} / {_f(idle['p95_ms'], 0)}"),
         ("idle: bare detect p50 ms", _f(idle["detect_p50_ms"], 0)),
