@@ -164,3 +164,19 @@ async def test_a_video_failing_before_segments_is_free(store: SqlStore) -> None:
     assert await store.finish_video(task_id, "w1", result, T0)
     assert not await store.finish_video(task_id, "w1", result, T0)
     assert await balance_and_ledger(store, account.id) == (20, 20)
+
+
+async def test_release_segments_gives_a_stopping_workers_segments_back(store: SqlStore) -> None:
+    account = await new_account(store, credits=20)
+    task_id = await submit_video(store, account.id, max_frames=10)
+    await store.claim_tasks("w1", 1, WORKER_LEASE_MS, T0, start_body)
+    first = await store.plan_video(task_id, "w1", INFO.stored(), SEGMENTS, WORKER_LEASE_MS, T0)
+    assert first is not None
+    await store.segment_progress(first, "w1", 2)
+    assert await store.release_segments("w2") == 0
+    assert await store.release_segments("w1") == 1
+    view = await store.get_task(account.id, task_id)
+    assert view is not None and view.progress == (0, 5)
+    # queued again at once (no lease to wait for), the cut claim not counted
+    again = await store.claim_segment("w2", WORKER_LEASE_MS, T0)
+    assert again is not None and again.id == first and again.attempts == 1

@@ -2,7 +2,8 @@
 
 Queue wait is observed once per task, at its first claim (a re-claimed task's wait was
 already counted); total time, submit to recorded outcome, once its outcome is
-recorded. `tasks_done` feeds the worker's heartbeat.
+recorded. `tasks_done` feeds the worker's heartbeat. A video task is reported by
+whichever process finishes it (`video_finished`), once, with its stages' totals.
 """
 
 from __future__ import annotations
@@ -10,7 +11,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from facelens.application.ports import TaskFinish
-from facelens.application.telemetry import NO_TELEMETRY, Telemetry
+from facelens.application.telemetry import NO_TELEMETRY, Stage, Telemetry
+from facelens.application.video_ports import VideoFinished
 from facelens.core.domain import ClaimedTask
 
 
@@ -49,3 +51,20 @@ class TaskTelemetry:
     def released(self, task_ids: Sequence[int]) -> None:
         for task_id in task_ids:
             self._created_at.pop(task_id, None)
+
+
+def video_finished(telemetry: Telemetry, finished: VideoFinished) -> None:
+    """Count a video task like an image's: outcome, stages, total, refund."""
+    telemetry.task_finished(finished.succeeded, finished.error_code)
+    stages = finished.stages
+    spent: tuple[tuple[Stage, int | None], ...] = (
+        ("fetch", stages.fetch_ms),
+        ("decode", stages.decode_ms),
+        ("detect", stages.detect_ms),
+    )
+    for stage, ms in spent:
+        if ms is not None:
+            telemetry.stage(stage, ms / 1000)
+    telemetry.stage("total", finished.total_ms / 1000)
+    if finished.refunded:  # the reserved frames not analysed (all, on failure)
+        telemetry.credits("refunded", finished.refunded)

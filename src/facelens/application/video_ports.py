@@ -135,6 +135,12 @@ class VideoStore(Protocol):
         not used (all of them on failure), all in this transaction. None: not held."""
         ...
 
+    async def release_segments(self, worker_id: str) -> int:
+        """Graceful stop: the segments `worker_id` still holds go back to the queue now
+        (not when their lease expires), their claim not counted as an attempt, and the
+        task's progress drops their frames. Returns how many."""
+        ...
+
     async def finish_video(
         self,
         task_id: int,

@@ -36,7 +36,8 @@ from typing import Any
 
 from facelens.application.ports import Clock
 from facelens.application.stage_timer import StageTimer
-from facelens.application.telemetry import NO_TELEMETRY, Stage, Telemetry
+from facelens.application.task_telemetry import video_finished
+from facelens.application.telemetry import NO_TELEMETRY, Telemetry
 from facelens.application.video_ports import (
     ClaimedSegment,
     SegmentRecorded,
@@ -217,6 +218,17 @@ class VideoTasks:
                 continue
             await self._until_stopped(self._run_segment(segment), stop)
 
+    async def release_held(self) -> None:
+        """Call once this process's segment work has ended (graceful stop): segments
+        the grace period cut go back to the queue at once for another worker."""
+        try:
+            released = await self._store.release_segments(self._worker)
+        except StoreUnavailable as exc:
+            log.warning("segments not released (%s); their leases will expire", exc)
+            return
+        if released:
+            log.info("worker %s: released %d unfinished segments", self._worker, released)
+
     async def _until_stopped(self, work: Coroutine[Any, Any, None], stop: asyncio.Event) -> None:
         """Run `work`; once `stop` is set, give it `stop_grace_s` more, then cut it (its
         segment's lease expires and another worker redoes it)."""
@@ -349,23 +361,8 @@ class VideoTasks:
             self._report(held.finished)
 
     def _report(self, finished: VideoFinished | None) -> None:
-        """Count a task this process finished, like the worker counts an image's."""
-        if finished is None:
-            return
-        telemetry = self._telemetry
-        telemetry.task_finished(finished.succeeded, finished.error_code)
-        stages = finished.stages
-        spent: tuple[tuple[Stage, int | None], ...] = (
-            ("fetch", stages.fetch_ms),
-            ("decode", stages.decode_ms),
-            ("detect", stages.detect_ms),
-        )
-        for stage, ms in spent:
-            if ms is not None:
-                telemetry.stage(stage, ms / 1000)
-        telemetry.stage("total", finished.total_ms / 1000)
-        if finished.refunded:  # the reserved frames not analysed (all, on failure)
-            telemetry.credits("refunded", finished.refunded)
+        if finished is not None:
+            video_finished(self._telemetry, finished)
 
     @contextlib.asynccontextmanager
     async def _renewing(self, segment_id: int) -> AsyncIterator[None]:

@@ -85,13 +85,15 @@ class Services:
 
         async def work(worker: Worker) -> None:
             try:
-                await worker.run(stop)
+                if self.video is None:
+                    await worker.run(stop)
+                else:  # drained once segments are finished too, or cut and released
+                    await asyncio.gather(worker.run(stop), self.video.run_segments(stop))
+                    await self.video.release_held()
             finally:
                 drained.set()
 
         loops = [work(self.worker)] if self.worker is not None else []
-        if self.worker is not None and self.video is not None:
-            loops.append(self.video.run_segments(stop))
         if self.dispatcher is not None:
             loops.append(self.dispatcher.run(drained))
         if self.listener is not None:

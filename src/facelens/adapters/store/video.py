@@ -240,6 +240,28 @@ class VideoSegmentStore(StoreBase):
             spent = _sum_stages([_stages_of(r) for r in records])
             return SegmentRecorded(await self._finish_task(conn, task, result, now_ms, spent))
 
+    async def release_segments(self, worker_id: str) -> int:
+        held = sa.and_(_segments.c.worker_id == worker_id, _segments.c.status == RUNNING)
+        async with self._write() as conn:
+            found = await conn.execute(sa.select(_segments.c.task_id).where(held).distinct())
+            task_ids = sorted(int(t) for t in found.scalars())
+            for task_id in task_ids:  # tasks first, as every transaction here
+                await self._lock_task(conn, task_id)
+            released = await conn.execute(
+                sa.update(_segments)
+                .where(held)
+                .values(
+                    status=QUEUED,
+                    worker_id=None,
+                    lease_until=None,
+                    attempts=_segments.c.attempts - 1,
+                    frames_done=0,
+                )
+            )
+            for task_id in task_ids:
+                await self._sum_progress(conn, task_id)
+        return int(released.rowcount)
+
     async def finish_video(
         self,
         task_id: int,
