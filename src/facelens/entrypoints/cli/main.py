@@ -257,12 +257,13 @@ def credits_add(
 
 
 def main() -> None:
-    from facelens.core.errors import StoreUnavailable
+    from facelens.core.errors import InsufficientCredits, NotFound, StoreUnavailable
 
     try:
         app()
-    except StoreUnavailable as exc:
-        # An operator's mistake or an outage, not a bug: one line, no traceback.
+    except (StoreUnavailable, NotFound, InsufficientCredits) as exc:
+        # An operator's mistake (an unknown account, a debit past the balance) or an
+        # outage, not a bug: one line, no traceback.
         print(f"facelens: {exc}", file=sys.stderr)
         sys.exit(1)
     except ValidationError as exc:
