@@ -1,6 +1,6 @@
 """An operator's mistake stops a command with one line, never a traceback: a bad
 FACELENS_* setting (naming the variable, exit status 2), an unknown account or a debit
-past the balance (exit status 1)."""
+past the balance or a name two accounts share (exit status 1)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,10 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from facelens.adapters.store.migrate import upgrade
+from facelens.entrypoints.admin import create_account
+from facelens.entrypoints.config import load_settings
 
 pytestmark = pytest.mark.slow  # each case runs `python -m facelens` processes
 
@@ -43,17 +47,17 @@ def test_a_bad_setting_is_one_line_naming_it(
     assert says in line
 
 
-@pytest.mark.parametrize(
-    ("args", "says"),
-    [
-        (["credits", "add", "nobody", "5"], "facelens: no account 'nobody'"),
-        (["credits", "add", "acme", "-999999"], "facelens: insufficient credits: 999999 needed"),
-    ],
-)
-def test_an_unknown_account_or_an_overdraft_is_one_line(
-    tmp_path: Path, args: list[str], says: str
+async def test_an_unknown_or_ambiguous_account_or_an_overdraft_is_one_line(
+    tmp_path: Path,
 ) -> None:
-    assert facelens(tmp_path, "db", "upgrade").returncode == 0
-    assert facelens(tmp_path, "accounts", "create", "acme", "--credits", "5").returncode == 0
-    done = facelens(tmp_path, *args)
-    assert (done.returncode, done.stderr.strip()) == (1, says)
+    settings = load_settings({}, data_dir=tmp_path)
+    await upgrade(settings.resolved_database_url)
+    for name in ("acme", "twin", "twin"):
+        await create_account(settings, name, 5)
+    for args, says in [
+        (["credits", "add", "nobody", "5"], "no account 'nobody'"),
+        (["credits", "add", "acme", "-999999"], "insufficient credits: 999999 needed"),
+        (["keys", "create", "twin"], "several accounts are named 'twin' (ids 2, 3): give the id"),
+    ]:
+        done = facelens(tmp_path, *args)
+        assert (done.returncode, done.stderr.strip()) == (1, f"facelens: {says}")

@@ -44,9 +44,18 @@ async def list_accounts(settings: Settings) -> list[tuple[Account, list[ApiKeyIn
 
 
 async def _resolve(store: Store, ref: str) -> Account:
-    for account in await store.list_accounts():
-        if str(account.id) == ref or account.name == ref:
+    """The account with id `ref`, else the one named `ref`. Names need not be unique:
+    a name two accounts share is refused rather than picking one of them."""
+    accounts = await store.list_accounts()
+    for account in accounts:
+        if str(account.id) == ref:
             return account
+    named = [account for account in accounts if account.name == ref]
+    if len(named) > 1:
+        ids = ", ".join(str(account.id) for account in named)
+        raise NotFound(f"several accounts are named {ref!r} (ids {ids}): give the id")
+    if named:
+        return named[0]
     raise NotFound(f"no account {ref!r}")
 
 
