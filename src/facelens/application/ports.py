@@ -130,7 +130,8 @@ class Store(Protocol):
     async def claim_tasks(
         self, worker_id: str, limit: int, lease_ms: int, now_ms: int, start_body: StartBody
     ) -> list[ClaimedTask]:
-        """Claim up to `limit` queued (or lease-expired running) tasks, oldest first.
+        """Claim up to `limit` queued (or lease-expired running) tasks: accounts with
+        queued work in turn, each account's oldest first (adapters/store/fairness.py).
 
         In the same transaction: status running, lease_until = now + lease, worker_id,
         attempts + 1, started_at (kept from the first claim), and the start delivery row
