@@ -122,7 +122,11 @@ async def test_metrics_move_with_real_tasks_and_pass_promtool(
     await eventually(live_workers, 10, "facelens_workers_live 1")
     assert value(after, "facelens_worker_slots") == service.settings.worker_concurrency
     model = [labels for name, labels in after if name == "facelens_model_info"]
-    assert model and dict(model[0])["model"] == service.detector.name
+    # the weights by name and the preset apart (the default detector: balanced mode)
+    assert model and dict(model[0])["model"] == "centerface", model
+    assert dict(model[0])["mode"] == "balanced", model
+    ready = (await service.client.get("/readyz")).json()["data"]
+    assert (ready["model"], ready["mode"]) == ("centerface", "balanced"), ready
 
     # per-task timings, stored with the outcome
     timings = ok["timings"]

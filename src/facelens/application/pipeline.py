@@ -46,10 +46,6 @@ class ImagePipeline:
         self._detector = detector
         self._inference = asyncio.Semaphore(max_parallel_inference)
 
-    @property
-    def detector_name(self) -> str:
-        return self._detector.name
-
     async def detect(self, image: DecodedImage, options: DetectOptions) -> list[Face]:
         """Detection of decoded pixels (video frames), under the same inference cap."""
         async with self._inference:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from facelens import __version__
 from facelens.adapters.detection.attributes import ATTRIBUTE_NAMES, landmark_choices
 from facelens.adapters.detection.backends import resolve_backend
-from facelens.adapters.detection.factory import build_detector
+from facelens.adapters.detection.factory import build_detector, describe
 from facelens.adapters.detection.modes import MODES
 from facelens.adapters.detection.weights import DEFAULT_MODEL
 from facelens.adapters.http import SafeHttp
@@ -75,6 +75,8 @@ class Services:
     """The store's operations side (queue gauges, worker heartbeats)."""
     retention: Retention | None = None
     """Purges finished tasks older than FACELENS_RETENTION_DAYS (worker processes)."""
+    detector: tuple[str, str] = ("", "")
+    """The models the detector runs and its mode, as /readyz and metrics name them."""
 
     async def run_background(self, stop: asyncio.Event) -> None:
         """Run the worker and the dispatcher until `stop` is set (graceful). The
@@ -128,8 +130,8 @@ def process_metrics(settings: Settings, detector: Detector, role: str) -> Metric
     if backend == "auto":
         with contextlib.suppress(Exception):  # a label only: never fail a start for it
             backend = resolve_backend(None)
-    mode = settings.detect_mode if settings.model == DEFAULT_MODEL else ""
-    metrics.describe_model(detector.name, backend, mode)
+    models, mode = describe(detector)
+    metrics.describe_model(models, backend, mode)
     return metrics
 
 
@@ -301,6 +303,7 @@ async def open_services(
             retention=Retention(work_store, clock, RetentionConfig(settings.retention_days))
             if with_worker and settings.retention_days > 0
             else None,
+            detector=describe(detector),
         )
     finally:
         await http.close()

@@ -49,6 +49,15 @@ def build_detector(
     return FaceDetector(loaded.name, [member], sessions, score_threshold)
 
 
+def describe(detector: object) -> tuple[str, str]:
+    """The models a detector runs ("centerface", "a+b" for a fused mode) and its mode
+    preset ("" for a single model chosen by name or path), for labels and probes: a
+    preset's `name` is the mode, which says nothing about the weights it loaded."""
+    if isinstance(detector, FaceDetector):
+        return "+".join(member.name for member in detector.members), detector.mode or ""
+    return str(getattr(detector, "name", "")), ""
+
+
 def single_model_detector(
     name: str,
     session: InferenceSession,

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from facelens.core.errors import StoreUnavailable
-from facelens.entrypoints.api.deps import PipelineDep, StoreDep
+from facelens.entrypoints.api.deps import StoreDep
 from facelens.entrypoints.api.envelope import (
     STORE_RETRY_AFTER_S,
     SUCCESS,
@@ -26,9 +26,10 @@ async def healthz() -> JSONResponse:
 
 
 @router.get("/readyz", response_model=Envelope)
-async def readyz(request: Request, store: StoreDep, pipeline: PipelineDep) -> JSONResponse:
-    """Ready to serve: the database answers and the model is loaded. An API-only node
-    also reports live workers (`workers`), with a warning, never a failure, if none."""
+async def readyz(request: Request, store: StoreDep) -> JSONResponse:
+    """Ready to serve: the database answers and the model is loaded (`model`: the
+    models it runs, `mode`: their preset, absent for a model chosen alone). An API-only
+    node also reports live workers (`workers`), with a warning, never a failure, if none."""
     try:
         await store.ping()
     except StoreUnavailable:
@@ -39,11 +40,10 @@ async def readyz(request: Request, store: StoreDep, pipeline: PipelineDep) -> JS
             status=503,
             headers={"Retry-After": STORE_RETRY_AFTER_S},
         )
-    ready: dict[str, object] = {
-        "status": "ready",
-        "database": "ok",
-        "model": pipeline.detector_name,
-    }
+    model, mode = request.app.state.services.detector
+    ready: dict[str, object] = {"status": "ready", "database": "ok", "model": model}
+    if mode:
+        ready["mode"] = mode
     workers = await worker_presence(request.app.state.services)
     if workers is not None:
         ready["workers"] = workers
