@@ -172,14 +172,19 @@ async def test_logs_name_request_task_and_account_and_never_a_secret(
         assert claimed[0]["message"].endswith(image.split("?")[0])  # scheme://host/path
         outcome = [e for e in lines if "failed IMAGE_DOWNLOAD_FAILED" in e["message"]]
         assert outcome and outcome[0]["task_id"] == task_id
+        assert outcome[0]["account_id"] == account
         callback = [e for e in lines if "callback 2 attempt 1" in e["message"]]
         assert callback and callback[0]["task_id"] == task_id
+        assert callback[0]["account_id"] == account
         assert all({"time", "level", "logger", "message"} <= set(e) for e in lines)
     else:
         submit = [line for line in logged.splitlines() if "POST /api/aigc/task/submit" in line]
         assert submit and f"account_id={account}]" in submit[0] and "[request_id=" in submit[0]
         claimed = [line for line in logged.splitlines() if f"task {task_id}: claimed" in line]
         assert claimed and f"[task_id={task_id} account_id={account}]" in claimed[0]
+        for said in (f"task {task_id}: failed", f"task {task_id}: callback 2 attempt 1"):
+            found = [line for line in logged.splitlines() if said in line]
+            assert found and f"[task_id={task_id} account_id={account}]" in found[0], said
 
 
 async def test_api_only_node_reports_missing_workers_in_readyz_without_failing(

@@ -110,13 +110,14 @@ class Dispatcher:
             # The lease on each delivery expires and a dispatcher sends it again: the
             # receiver sees this attempt twice (same webhook-id), the history once.
             for job in jobs:
-                log.error(
-                    "%s (delivery %d): not recorded, database unreachable; it will be sent "
-                    "again once its lease expires (%s)",
-                    _attempt_name(job),
-                    job.id,
-                    exc,
-                )
+                with log_context(task_id=job.task_id, account_id=job.account_id):
+                    log.error(
+                        "%s (delivery %d): not recorded, database unreachable; it will be "
+                        "sent again once its lease expires (%s)",
+                        _attempt_name(job),
+                        job.id,
+                        exc,
+                    )
 
     async def _claim(self) -> list[DeliveryJob]:
         return await self._store.claim_deliveries(
@@ -127,7 +128,7 @@ class Dispatcher:
         )
 
     async def _deliver(self, job: DeliveryJob) -> AttemptRecord:
-        with log_context(task_id=job.task_id):
+        with log_context(task_id=job.task_id, account_id=job.account_id):
             return await self._send(job)
 
     async def _send(self, job: DeliveryJob) -> AttemptRecord:

@@ -45,6 +45,8 @@ class TaskFinish:
     """The exact JSON text of the complete callback (process_status 2)."""
     refund: bool
     """Credit the task's 1 credit back (a failure on our side or the image's)."""
+    account_id: int | None = None
+    """Whose task: for the log line that reports the outcome (not stored)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -225,7 +225,8 @@ class Worker:
         average = self._analysis_s
         self._analysis_s = took if average is None else 0.8 * average + 0.2 * took
         refund = self._config.refund_failed and not outcome.succeeded
-        finish = TaskFinish(task.id, outcome, complete_body(task, outcome), refund)
+        body = complete_body(task, outcome)
+        finish = TaskFinish(task.id, outcome, body, refund, account_id=task.account_id)
         # Nothing else in flight or buffered: no outcome will join this batch soon.
         self._finisher.add(finish, flush_now=len(self._inflight) <= 1 and not self._buffer)
 
@@ -235,7 +236,7 @@ class Worker:
             finish = result.finish
             self._held.discard(finish.task_id)
             self.reports.recorded(finish, result.held)
-            with log_context(task_id=finish.task_id):
+            with log_context(task_id=finish.task_id, account_id=finish.account_id):
                 _log_recorded(result)
         self._room.set()
         if any(result.held for result in results):

@@ -196,6 +196,8 @@ class DeliveryJob:
     """The exact JSON text to POST; retries resend these same bytes."""
     attempts: int
     webhook_secret: str
+    account_id: int | None = None
+    """Whose task, for the attempt's log line."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -135,7 +135,7 @@ def _lease_statement(postgres: bool) -> sa.Update:
 
 
 _TARGETS = (
-    sa.select(tasks.c.id, tasks.c.callback_url, accounts.c.webhook_secret)
+    sa.select(tasks.c.id, tasks.c.callback_url, accounts.c.webhook_secret, tasks.c.account_id)
     .join(accounts, accounts.c.id == tasks.c.account_id)
     .where(tasks.c.id.in_(sa.bindparam("tasks", expanding=True)))
 )
@@ -238,7 +238,7 @@ class DeliveryStore(StoreBase):
             if not leased:
                 return []
             targets = {
-                row.id: (row.callback_url, row.webhook_secret)
+                row.id: (row.callback_url, row.webhook_secret, row.account_id)
                 for row in await conn.execute(
                     _TARGETS, {"tasks": sorted({row.task_id for row in leased})}
                 )
@@ -252,6 +252,7 @@ class DeliveryStore(StoreBase):
                 body=row.body,
                 attempts=row.attempts,
                 webhook_secret=targets[row.task_id][1],
+                account_id=targets[row.task_id][2],
             )
             for row in leased
         ]
