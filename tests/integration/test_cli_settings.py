@@ -35,6 +35,8 @@ def facelens(tmp_path: Path, *args: str, **environ: str) -> subprocess.Completed
     [
         ("FACELENS_LOG_FORMAT", "xml", "'text' or 'json'"),
         ("FACELENS_METRICS_PORT", "-5", "greater than or equal to 0"),
+        ("FACELENS_DETECT_MODE", "turbo", "unknown mode; known: fast, balanced, accurate"),
+        ("FACELENS_DETECT_BACKEND", "cuda", "unknown backend; known: auto, onnxruntime"),
     ],
 )
 def test_a_bad_setting_is_one_line_naming_it(

@@ -277,6 +277,25 @@ class Settings(BaseSettings):
         parse_schedule(value)
         return value
 
+    @field_validator("detect_mode")
+    @classmethod
+    def _check_mode(cls, value: str) -> str:
+        """A typo here would otherwise surface as a traceback from the detector's
+        start-up (`model` is open: any .onnx path). Imported here, not at the top, so
+        commands that never detect do not load numpy for it."""
+        from facelens.adapters.detection.modes import MODES
+
+        if value not in MODES:
+            raise ValueError(f"unknown mode; known: {', '.join(MODES)}")
+        return value
+
+    @field_validator("detect_backend")
+    @classmethod
+    def _check_backend(cls, value: str) -> str:
+        if value not in ("auto", "onnxruntime", "openvino"):
+            raise ValueError("unknown backend; known: auto, onnxruntime, openvino")
+        return value
+
     @property
     def resolved_database_url(self) -> str:
         if self.database_url:
