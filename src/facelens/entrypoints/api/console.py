@@ -58,9 +58,10 @@ def _file(name: str) -> Response:
     )
 
 
-@router.get("/")
+@router.api_route("/", methods=["GET", "HEAD"])
 def console_page() -> Response:
-    """The console's single page; the hash part of the URL picks the view."""
+    """The console's single page; the hash part of the URL picks the view. HEAD too:
+    uptime checks and link checkers probe `/` with it (the server sends no body)."""
     return _file("index.html")
 
 
