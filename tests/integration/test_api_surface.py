@@ -1,9 +1,10 @@
 """What the API shows of itself, on the real service: the console answers HEAD / as
-uptime checks send it."""
+uptime checks send it; the OpenAPI document declares the Bearer key and the answers the
+API really sends (never a 422)."""
 
 from __future__ import annotations
 
-from tests.integration.conftest import StartService
+from tests.integration.conftest import StartService, bearer
 
 
 async def test_console_page_answers_head(start_service: StartService) -> None:
@@ -14,3 +15,32 @@ async def test_console_page_answers_head(start_service: StartService) -> None:
     assert head.content == b""
     assert head.headers["content-type"] == got.headers["content-type"] == "text/html; charset=utf-8"
     assert head.headers["content-security-policy"] == got.headers["content-security-policy"]
+
+
+async def test_openapi_declares_bearer_and_the_answers_actually_sent(
+    start_service: StartService,
+) -> None:
+    service = await start_service(credits=1)
+    schema = (await service.client.get("/openapi.json")).json()
+    scheme = schema["components"]["securitySchemes"]["bearerAuth"]
+    assert (scheme["type"], scheme["scheme"]) == ("http", "bearer")
+    operations = {
+        (method.upper(), path): operation
+        for path, methods in schema["paths"].items()
+        for method, operation in methods.items()
+    }
+    assert not [op for op, body in operations.items() if "422" in body["responses"]]
+    assert "HTTPValidationError" not in schema["components"]["schemas"]
+    keyed = {op for op, body in operations.items() if body.get("security")}
+    assert keyed == {op for op in operations if op[1].startswith("/api/")}, keyed
+    task = operations[("GET", "/api/aigc/task/{task_id}")]["responses"]
+    assert set(task) == {"200", "404", "429", "503"} and "100010" in task["200"]["description"]
+    assert "security" not in operations[("GET", "/healthz")]
+
+    # what the document says is what the API does: no 422, keys checked as before
+    bad = await service.client.get("/api/aigc/task/not-a-number", headers=bearer(service.api_key))
+    assert (bad.status_code, bad.json()["code"]) == (200, 100010), bad.text
+    keyless = await service.client.get("/api/account")
+    assert (keyless.status_code, keyless.json()["code"]) == (200, 100030), keyless.text
+    keyed_ok = await service.client.get("/api/account", headers=bearer(service.api_key))
+    assert keyed_ok.json()["code"] == 100000

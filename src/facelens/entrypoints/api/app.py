@@ -22,6 +22,7 @@ from facelens.entrypoints.api.body_limits import body_limits
 from facelens.entrypoints.api.envelope import install_error_handlers
 from facelens.entrypoints.api.middleware import BodyLimit, RequestContext
 from facelens.entrypoints.api.observability import RequestMetrics, metrics_router
+from facelens.entrypoints.api.openapi_doc import install_openapi
 from facelens.entrypoints.api.ratelimit import ApiLimits
 from facelens.entrypoints.bootstrap import Services, open_services
 from facelens.entrypoints.config import Settings
@@ -80,6 +81,7 @@ def create_app(
         BodyLimit, default_bytes=settings.max_request_bytes, limits=body_limits(settings)
     )
     app.include_router(metrics_router(settings.metrics_token))
+    install_openapi(app)
     app.add_middleware(RequestMetrics)  # inside RequestContext: its lines have the id
     app.add_middleware(RequestContext)
     return app

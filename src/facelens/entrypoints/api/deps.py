@@ -10,7 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from facelens.application.instant import InstantDetection
 from facelens.application.intake import IntakeRules
@@ -84,7 +85,22 @@ def bearer_key(request: Request) -> str | None:
     return token.strip()
 
 
-async def authenticate(request: Request, tasks: TasksDep, limits: LimitsDep) -> Auth:
+DECLARED_BEARER = HTTPBearer(
+    scheme_name="bearerAuth",
+    description="An API key (fl_...): printed by `facelens serve` on first start, or "
+    "made with `facelens keys create ACCOUNT` or the console's Keys view.",
+    auto_error=False,
+)
+"""Puts the key in the OpenAPI document (security scheme, /docs' Authorize button). It
+never refuses anything (auto_error off): `authenticate` decides, in the envelope."""
+
+
+async def authenticate(
+    request: Request,
+    tasks: TasksDep,
+    limits: LimitsDep,
+    _declared: Annotated[HTTPAuthorizationCredentials | None, Security(DECLARED_BEARER)],
+) -> Auth:
     """Raises InvalidKey (answered 100030) for a missing, unknown or revoked key, and
     RateLimited (429) when this address failed too often or this key asks too fast."""
     address = request.client.host if request.client else "-"
