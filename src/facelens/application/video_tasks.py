@@ -7,8 +7,9 @@ decoder; the chosen frames' times are split into segments of `segment_ms`
 first one held by this worker, and the task itself no longer has a lease: from then on
 its segments carry it. This worker goes on with the first segment with the file and
 the decoder it already has (a short video is one segment: no second download); the
-other segments are claimed by `run_segments` loops in any worker process, each one
-downloading the video and seeking to its segment's start.
+other segments are claimed by `run_segments` loops in any worker process with a free
+analysis slot (application/analysis_slots.py), each one downloading the video and
+seeking to its segment's start.
 
 Each segment is tracked on its own; its faces with segment-local track ids are stored
 with it. Whoever records the last segment also finishes the task in the same
@@ -34,6 +35,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Seque
 from dataclasses import dataclass
 from typing import Any
 
+from facelens.application.analysis_slots import AnalysisSlots
 from facelens.application.ports import Clock
 from facelens.application.stage_timer import StageTimer
 from facelens.application.task_telemetry import video_finished
@@ -57,6 +59,7 @@ from facelens.core.video_result import (
     VideoResult,
     segment_record,
     video_failure,
+    video_result_of,
     video_success,
 )
 
@@ -74,20 +77,8 @@ class VideoConfig:
     max_segment_attempts: int = 3
     progress_every_s: float = 1.0
     stop_grace_s: float = 30.0
-
-
-def render(
-    task: ClaimedTask,
-    info: VideoInfo | None,
-    records: Sequence[JsonObject],
-    failure: tuple[str, str] | None,
-    interval_ms: int,
-    now_ms: int,
-) -> VideoResult:
-    if failure is not None or info is None:
-        code, text = failure or ("INTERNAL_ERROR", "the video was never probed")
-        return video_failure(task, code, text, info, now_ms)
-    return video_success(task, info, records, interval_ms, now_ms)
+    max_analyses: int = 1
+    """Video analyses this process runs at once (application/analysis_slots.py)."""
 
 
 class VideoTasks:
@@ -109,6 +100,7 @@ class VideoTasks:
         self._clock = clock
         self._config = config
         self._wakeup = asyncio.Event()
+        self._slots = AnalysisSlots(config.max_analyses)
 
     def wake(self) -> None:
         """Segments may be waiting: look now instead of at the next poll."""
@@ -118,6 +110,10 @@ class VideoTasks:
 
     async def run_task(self, task: ClaimedTask, sampling: Sampling) -> None:
         """Analyse a claimed video task (the worker holds it until this returns)."""
+        with self._slots.taken():
+            await self._run_task(task, sampling)
+
+    async def _run_task(self, task: ClaimedTask, sampling: Sampling) -> None:
         first: int | None = None
         timer = StageTimer()  # adds up only: the task's totals are reported when it ends
         try:
@@ -203,20 +199,27 @@ class VideoTasks:
     # segments claimed from the queue
 
     async def run_segments(self, stop: asyncio.Event) -> None:
-        """Claim and analyse segments (of any worker's tasks) until `stop`."""
+        """Claim and analyse segments (of any worker's tasks) until `stop`, one at a
+        time and only while this process has a free analysis slot: a busy process
+        leaves the other segments to idle ones."""
         while not stop.is_set():
+            if not self._slots.free:
+                self._slots.freed.clear()
+                await wait_first(self._config.poll_interval_s, stop, self._slots.freed)
+                continue
             self._wakeup.clear()
-            try:
-                segment = await self._store.claim_segment(
-                    self._worker, self._config.lease_ms, self._now()
-                )
-            except StoreUnavailable as exc:
-                log.warning("segments: store unavailable (%s)", exc)
-                segment = None
+            with self._slots.taken():
+                try:
+                    segment = await self._store.claim_segment(
+                        self._worker, self._config.lease_ms, self._now()
+                    )
+                except StoreUnavailable as exc:
+                    log.warning("segments: store unavailable (%s)", exc)
+                    segment = None
+                if segment is not None:
+                    await self._until_stopped(self._run_segment(segment), stop)
             if segment is None:
                 await wait_first(self._config.poll_interval_s, stop, self._wakeup)
-                continue
-            await self._until_stopped(self._run_segment(segment), stop)
 
     async def release_held(self) -> None:
         """Call once this process's segment work has ended (graceful stop): segments
@@ -350,7 +353,7 @@ class VideoTasks:
             records: Sequence[JsonObject],
             fail: tuple[str, str] | None,
         ) -> VideoResult:
-            return render(held_task, info, records, fail, sampling.interval_ms, now)
+            return video_result_of(held_task, info, records, fail, sampling.interval_ms, now)
 
         held: SegmentRecorded | None = await self._store.finish_segment(
             segment_id, self._worker, record, failure, rendered, now, timer.times()

@@ -149,6 +149,22 @@ def video_failure(
     return _render(task, outcome, extra, 0)
 
 
+def video_result_of(
+    task: ClaimedTask,
+    info: VideoInfo | None,
+    records: Sequence[JsonObject],
+    failure: tuple[str, str] | None,
+    interval_ms: int,
+    now_ms: int,
+) -> VideoResult:
+    """What the last segment's transaction records: a failure (any segment's, or a
+    video never probed) or the stitched success."""
+    if failure is not None or info is None:
+        code, text = failure or ("INTERNAL_ERROR", "the video was never probed")
+        return video_failure(task, code, text, info, now_ms)
+    return video_success(task, info, records, interval_ms, now_ms)
+
+
 def _render(
     task: ClaimedTask, outcome: TaskOutcome, extra: JsonObject, analysed: int
 ) -> VideoResult:

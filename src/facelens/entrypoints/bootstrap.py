@@ -167,6 +167,7 @@ def video_tasks(
         lease_ms=int(settings.lease_seconds * 1000),
         poll_interval_s=settings.poll_interval,
         stop_grace_s=settings.stop_grace_seconds,
+        max_analyses=settings.inference_parallelism,
     )
     return VideoTasks(store, downloads, decoder, pipeline.detect, clock, config, telemetry)
 
