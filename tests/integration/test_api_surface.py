@@ -4,6 +4,8 @@ API really sends (never a 422)."""
 
 from __future__ import annotations
 
+import re
+
 from tests.integration.conftest import StartService, bearer
 
 
@@ -44,3 +46,19 @@ async def test_openapi_declares_bearer_and_the_answers_actually_sent(
     assert (keyless.status_code, keyless.json()["code"]) == (200, 100030), keyless.text
     keyed_ok = await service.client.get("/api/account", headers=bearer(service.api_key))
     assert keyed_ok.json()["code"] == 100000
+
+
+async def test_docs_load_swagger_ui_from_the_app_not_a_cdn(start_service: StartService) -> None:
+    service = await start_service(credits=1)
+    page = await service.client.get("/docs")
+    assert page.status_code == 200 and "SwaggerUIBundle" in page.text
+    sources = re.findall(r'(?:src|href)="([^"]+)"', page.text)
+    assert sources and all(url.startswith("/docs/assets/") for url in sources), sources
+    assert "cdn." not in page.text and "https://" not in page.text
+    for url in sources:
+        asset = await service.client.get(url)
+        assert asset.status_code == 200 and len(asset.content) > 1000, url
+    bundle = await service.client.get("/docs/assets/swagger-ui-bundle.js")
+    assert bundle.headers["content-type"].startswith("text/javascript")
+    assert (await service.client.get("/docs/assets/..%2Fcore.py")).status_code == 404
+    assert (await service.client.get("/docs/assets/index.css")).status_code == 404

@@ -24,6 +24,7 @@ from facelens.entrypoints.api.middleware import BodyLimit, RequestContext
 from facelens.entrypoints.api.observability import RequestMetrics, metrics_router
 from facelens.entrypoints.api.openapi_doc import install_openapi
 from facelens.entrypoints.api.ratelimit import ApiLimits
+from facelens.entrypoints.api.swagger_docs import docs_router
 from facelens.entrypoints.bootstrap import Services, open_services
 from facelens.entrypoints.config import Settings
 
@@ -72,6 +73,7 @@ def create_app(
         description="Self-hosted face detection, wire-compatible with the hosted "
         "Image Face Detection API. Every answer is a {code, message, data} envelope.",
         lifespan=lifespan,
+        docs_url=None,  # ours, with Swagger UI from a package instead of a CDN
     )
     app.state.limits = ApiLimits.from_settings(settings)
     install_error_handlers(app)
@@ -82,6 +84,7 @@ def create_app(
     )
     app.include_router(metrics_router(settings.metrics_token))
     install_openapi(app)
+    app.include_router(docs_router(app.title, app.openapi_url or "/openapi.json"))
     app.add_middleware(RequestMetrics)  # inside RequestContext: its lines have the id
     app.add_middleware(RequestContext)
     return app
