@@ -12,6 +12,7 @@ SQLite, so the second process waits, then finds the schema at head and does noth
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -19,6 +20,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from facelens.adapters.store.engine import (
     WRITE_OPTION,
@@ -26,8 +28,12 @@ from facelens.adapters.store.engine import (
     is_postgres,
     translate_errors,
 )
+from facelens.core.errors import StoreUnavailable
+from facelens.core.retry import Backoff
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+
+_SQLITE_TRIES = 6
 
 _ADVISORY_LOCK_KEY = 0x666C_6D69_6772  # "flmigr": any constant shared by all facelens nodes
 
@@ -60,17 +66,33 @@ async def upgrade(database_url: str, revision: str = "head") -> None:
     """
     engine = create_engine(database_url)
     config = alembic_config(database_url)
+    backoff = Backoff(first_s=0.1, max_s=2.0)
     try:
-        with translate_errors():
-            async with engine.execution_options(**{WRITE_OPTION: True}).begin() as conn:
-                if is_postgres(engine):
-                    await conn.execute(
-                        sa.text("SELECT pg_advisory_xact_lock(:key)"),
-                        {"key": _ADVISORY_LOCK_KEY},
-                    )
-                await conn.run_sync(_upgrade_on, config, revision)
+        for delay in (*backoff.delays(_SQLITE_TRIES), None):
+            try:
+                await _upgrade_once(engine, config, revision)
+                return
+            except StoreUnavailable:
+                # SQLite answers "database is locked" at once, without waiting on the
+                # busy timeout, when two fresh connections race to switch a new file to
+                # WAL (each holds a read lock and wants the write lock: one must yield).
+                # The loser simply starts again; PostgreSQL queues on the advisory lock.
+                if delay is None or is_postgres(engine):
+                    raise
+                await asyncio.sleep(delay)
     finally:
         await engine.dispose()
+
+
+async def _upgrade_once(engine: AsyncEngine, config: Config, revision: str) -> None:
+    with translate_errors():
+        async with engine.execution_options(**{WRITE_OPTION: True}).begin() as conn:
+            if is_postgres(engine):
+                await conn.execute(
+                    sa.text("SELECT pg_advisory_xact_lock(:key)"),
+                    {"key": _ADVISORY_LOCK_KEY},
+                )
+            await conn.run_sync(_upgrade_on, config, revision)
 
 
 async def current_revision(database_url: str) -> str | None:
