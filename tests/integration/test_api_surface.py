@@ -62,3 +62,10 @@ async def test_docs_load_swagger_ui_from_the_app_not_a_cdn(start_service: StartS
     assert bundle.headers["content-type"].startswith("text/javascript")
     assert (await service.client.get("/docs/assets/..%2Fcore.py")).status_code == 404
     assert (await service.client.get("/docs/assets/index.css")).status_code == 404
+
+
+async def test_there_is_no_redoc_page_that_would_load_from_a_cdn(
+    start_service: StartService,
+) -> None:
+    service = await start_service(credits=1)
+    assert (await service.client.get("/redoc")).status_code == 404

@@ -74,6 +74,7 @@ def create_app(
         "Image Face Detection API. Every answer is a {code, message, data} envelope.",
         lifespan=lifespan,
         docs_url=None,  # ours, with Swagger UI from a package instead of a CDN
+        redoc_url=None,  # ReDoc ships in no package: it would load from a CDN
     )
     app.state.limits = ApiLimits.from_settings(settings)
     install_error_handlers(app)

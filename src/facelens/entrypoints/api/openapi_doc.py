@@ -30,7 +30,7 @@ ERROR_ANSWERS = {
 
 
 def install_openapi(app: FastAPI) -> None:
-    """Serve the corrected document at /openapi.json (and so in /docs and /redoc)."""
+    """Serve the corrected document at /openapi.json (and so in /docs)."""
 
     def build() -> dict[str, Any]:
         if app.openapi_schema is None:
