@@ -56,6 +56,9 @@ class OpenVinoSession:
                 "INFERENCE_PRECISION_HINT": precision,
                 "PERFORMANCE_HINT": "LATENCY",
                 "NUM_STREAMS": 1,
+                # Pinned, every worker process put its inference thread on core 0
+                # while core 1 idled: 3 workers were no faster than 1 (README Video).
+                "ENABLE_CPU_PINNING": False,
             }
             self._compiled: Any = core.compile_model(
                 self._with_normalisation(ov, core.read_model(model, b"")), "CPU", config
