@@ -136,7 +136,13 @@ tasks = sa.Table(
     sa.Index("ix_tasks_account_id_id", "account_id", "id"),
     # Migration 0005: the fair queue (claims), and retention (oldest end first).
     _claimable_index("ix_tasks_fair_claimable", "fair_tag", "id"),
-    sa.Index("ix_tasks_ended_at_ms", "ended_at_ms"),
+    # Partial: a claim (queued -> running) adds no entry to it.
+    sa.Index(
+        "ix_tasks_ended_at_ms",
+        "ended_at_ms",
+        postgresql_where=sa.text("status IN ('succeeded', 'failed')"),
+        sqlite_where=sa.text("status IN ('succeeded', 'failed')"),
+    ),
 )
 
 deliveries = sa.Table(

@@ -9,7 +9,8 @@ Create Date: 2026-11-30
   (fair_tag, id) over queued and running tasks, as they scanned `ix_tasks_claimable`
   (id) before. Existing rows get 0: tasks already queued keep their place ahead of
   anything submitted after the upgrade.
-* `ix_tasks_ended_at_ms`: retention picks the tasks that ended longest ago.
+* `ix_tasks_ended_at_ms` over finished tasks: retention picks the tasks that ended
+  longest ago (partial, so claims add nothing to it).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 _QUEUE = sa.text("status IN ('queued', 'running')")
+_FINISHED = sa.text("status IN ('succeeded', 'failed')")
 
 
 def upgrade() -> None:
@@ -39,7 +41,13 @@ def upgrade() -> None:
         postgresql_where=_QUEUE,
         sqlite_where=_QUEUE,
     )
-    op.create_index(op.f("ix_tasks_ended_at_ms"), "tasks", ["ended_at_ms"])
+    op.create_index(
+        op.f("ix_tasks_ended_at_ms"),
+        "tasks",
+        ["ended_at_ms"],
+        postgresql_where=_FINISHED,
+        sqlite_where=_FINISHED,
+    )
 
 
 def downgrade() -> None:
