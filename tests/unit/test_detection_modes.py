@@ -7,12 +7,13 @@ import pytest
 
 from facelens.adapters.detection.backends import resolve_backend
 from facelens.adapters.detection.mirror import unmirror
+from facelens.adapters.detection.mode_names import MODE_NAMES
 from facelens.adapters.detection.modes import DEFAULT_MODE, MODE_SPECS, MODES, mode_spec
 from facelens.core.detection.boxes import Detections
 
 
 def test_presets_are_named_fastest_first() -> None:
-    assert MODES == ("fast", "balanced", "accurate")
+    assert MODES == ("fast", "balanced", "accurate") == MODE_NAMES
     assert DEFAULT_MODE in MODES
     assert all(mode_spec(m) is MODE_SPECS[m] and MODE_SPECS[m].runs for m in MODES)
     with pytest.raises(ValueError, match="known: fast, balanced, accurate"):

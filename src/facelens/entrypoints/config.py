@@ -20,6 +20,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from facelens.adapters.detection.mode_names import MODE_NAMES
 from facelens.core.retry import parse_schedule
 
 ENV_PREFIX = "FACELENS_"
@@ -281,12 +282,10 @@ class Settings(BaseSettings):
     @classmethod
     def _check_mode(cls, value: str) -> str:
         """A typo here would otherwise surface as a traceback from the detector's
-        start-up (`model` is open: any .onnx path). Imported here, not at the top, so
-        commands that never detect do not load numpy for it."""
-        from facelens.adapters.detection.modes import MODES
-
-        if value not in MODES:
-            raise ValueError(f"unknown mode; known: {', '.join(MODES)}")
+        start-up (`model` is open: any .onnx path). The names come from a module of
+        their own, so commands that never detect do not load NumPy for them."""
+        if value not in MODE_NAMES:
+            raise ValueError(f"unknown mode; known: {', '.join(MODE_NAMES)}")
         return value
 
     @field_validator("detect_backend")

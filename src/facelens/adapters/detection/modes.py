@@ -97,7 +97,8 @@ ACCURATE = ModeSpec(
 
 MODE_SPECS: dict[str, ModeSpec] = {m.name: m for m in (FAST, BALANCED, ACCURATE)}
 MODES: tuple[str, ...] = tuple(MODE_SPECS)
-"""Mode names, fastest first."""
+"""Mode names, fastest first (the same as `mode_names.MODE_NAMES`, which settings read
+without loading this module)."""
 DEFAULT_MODE = "balanced"
 
 
