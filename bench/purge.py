@@ -263,7 +263,9 @@ def _pct(values: Sequence[float], q: float) -> float:
     )
 
 
-async def run_one(kind: str, old: int, batch: int, pause: float, seconds: float) -> Result:
+async def run_one(
+    kind: str, old: int, batch: int, pause: float, seconds: float, queued: int
+) -> Result:
     db = Database(kind)
     url = await db.create()
     opened = await open_store(url, pre_ping=False)
@@ -272,7 +274,7 @@ async def run_one(kind: str, old: int, batch: int, pause: float, seconds: float)
         account = await store.create_account("bench", 10_000_000, "whsec_bench", 0)
         now = SystemClock().now_ms()
         await insert_old(store, account.id, old, now - 60 * DAY_MS)
-        await queue_tasks(store, account.id, 60_000)
+        await queue_tasks(store, account.id, queued)
         await claim_loop(store, time.perf_counter() + 1.0)  # warm-up
         started = time.perf_counter()
         base = await claim_loop(store, started + seconds)
@@ -319,11 +321,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--batch", type=int, default=200, help="tasks per purge transaction")
     parser.add_argument("--pause", type=float, default=0.1, help="seconds between batches")
     parser.add_argument("--seconds", type=float, default=5.0, help="baseline claiming time")
+    parser.add_argument("--queued", type=int, default=150_000, help="tasks queued to claim")
     args = parser.parse_args(argv)
     kinds = ["postgres", "sqlite"] if args.db == "both" else [args.db]
     print(f"before: {_load()}  (cpus: {os.cpu_count()})")
     results = [
-        asyncio.run(run_one(k, args.old, args.batch, args.pause, args.seconds)) for k in kinds
+        asyncio.run(run_one(k, args.old, args.batch, args.pause, args.seconds, args.queued))
+        for k in kinds
     ]
     print(f"after:  {_load()}\n")
     print(f"batch {args.batch}, pause {args.pause} s, {CLAIM_BATCH} tasks per claim\n")
