@@ -3,15 +3,17 @@ one way to release it, `close()`, reached however the block ends."""
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from types import TracebackType
 from typing import Self
 
 
-class AsyncClosing:
+class AsyncClosing(ABC):
     """`async with x:` gives `x` and awaits `x.close()` when the block ends."""
 
+    @abstractmethod
     async def close(self) -> None:
-        raise NotImplementedError
+        """Release the resource; safe to call more than once."""
 
     async def __aenter__(self) -> Self:
         return self

@@ -178,7 +178,7 @@ class Metrics:
         self.registry = CollectorRegistry(auto_describe=True)
         registry = self.registry
         self.http_requests = Counter(
-            "facelens_http_requests",
+            "facelens_http_requests_total",
             "HTTP requests answered, by route template and status.",
             ["method", "route", "status"],
             registry=registry,
@@ -191,10 +191,10 @@ class Metrics:
             registry=registry,
         )
         self.submitted = Counter(
-            "facelens_tasks_submitted", "Tasks accepted (and charged).", registry=registry
+            "facelens_tasks_submitted_total", "Tasks accepted (and charged).", registry=registry
         )
         self.finished = Counter(
-            "facelens_tasks_finished",
+            "facelens_tasks_finished_total",
             "Task outcomes recorded, by result (succeeded, failed) and error code.",
             ["result", "error_code"],
             registry=registry,
@@ -208,14 +208,14 @@ class Metrics:
             registry=registry,
         )
         self.callbacks = Counter(
-            "facelens_callbacks",
+            "facelens_callbacks_total",
             "Callback delivery attempts by process status (1 start, 2 complete) and "
             "outcome (delivered, retried, failed = gave up).",
             ["process_status", "outcome"],
             registry=registry,
         )
         self.credits_counter = Counter(
-            "facelens_credits",
+            "facelens_credits_total",
             "Credits charged for tasks and refunded for failed ones.",
             ["kind"],
             registry=registry,
