@@ -28,6 +28,7 @@ import sys
 # the standard library module that asyncio and multiprocessing import.
 _HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _HERE]
+sys.path.insert(0, os.path.dirname(_HERE))  # tests.support.scratch_db
 
 import argparse  # noqa: E402
 import asyncio  # noqa: E402
@@ -35,17 +36,14 @@ import contextlib  # noqa: E402
 import multiprocessing as mp  # noqa: E402
 import queue  # noqa: E402
 import subprocess  # noqa: E402
-import tempfile  # noqa: E402
 import time  # noqa: E402
 import uuid  # noqa: E402
 from collections.abc import Sequence  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
 
 import sqlalchemy as sa  # noqa: E402
-from sqlalchemy.ext.asyncio import create_async_engine  # noqa: E402
-from sqlalchemy.pool import NullPool  # noqa: E402
+from tests.support.scratch_db import ScratchDatabase  # noqa: E402
 
-from facelens.adapters.store.migrate import upgrade  # noqa: E402
 from facelens.adapters.store.retention import RetentionStore  # noqa: E402
 from facelens.adapters.store.sql_store import SqlStore, open_store  # noqa: E402
 from facelens.application.clock import SystemClock  # noqa: E402
@@ -54,48 +52,8 @@ from facelens.application.retention import purge_older_than  # noqa: E402
 from facelens.core.callbacks import start_body  # noqa: E402
 from facelens.core.domain import DetectOptions, NewTask, TaskOutcome  # noqa: E402
 
-PG_ADMIN_URL = os.environ.get(
-    "FACELENS_TEST_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
-)
 DAY_MS = 86_400_000
 CLAIM_BATCH = 8
-
-
-async def _pg_admin(statement: str) -> None:
-    engine = create_async_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT", poolclass=NullPool)
-    try:
-        async with engine.connect() as conn:
-            await conn.execute(sa.text(statement))
-    finally:
-        await engine.dispose()
-
-
-class Database:
-    def __init__(self, kind: str) -> None:
-        self.kind = kind
-        self.name = f"facelens_purge_{uuid.uuid4().hex[:12]}"
-        self._tmp: tempfile.TemporaryDirectory[str] | None = None
-        self.url = ""
-
-    async def create(self) -> str:
-        if self.kind == "postgres":
-            await _pg_admin(f'CREATE DATABASE "{self.name}" TEMPLATE template0')
-            self.url = (
-                sa.engine.make_url(PG_ADMIN_URL)
-                .set(database=self.name)
-                .render_as_string(hide_password=False)
-            )
-        else:
-            self._tmp = tempfile.TemporaryDirectory(prefix="facelens-purge-")
-            self.url = f"sqlite+aiosqlite:///{self._tmp.name}/facelens.db"
-        await upgrade(self.url)
-        return self.url
-
-    async def drop(self) -> None:
-        if self.kind == "postgres":
-            await _pg_admin(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
-        elif self._tmp is not None:
-            self._tmp.cleanup()
 
 
 def _series(postgres: bool) -> str:
@@ -266,7 +224,7 @@ def _pct(values: Sequence[float], q: float) -> float:
 async def run_one(
     kind: str, old: int, batch: int, pause: float, seconds: float, queued: int
 ) -> Result:
-    db = Database(kind)
+    db = ScratchDatabase(kind, "facelens_purge")
     url = await db.create()
     opened = await open_store(url, pre_ping=False)
     store = BenchStore(opened.engine)

@@ -43,6 +43,7 @@ import sys
 # standard library module that asyncio and multiprocessing import.
 _HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _HERE]
+sys.path.insert(0, os.path.dirname(_HERE))  # tests.support.scratch_db
 
 import argparse  # noqa: E402
 import asyncio  # noqa: E402
@@ -51,7 +52,6 @@ import multiprocessing as mp  # noqa: E402
 import random  # noqa: E402
 import signal  # noqa: E402
 import subprocess  # noqa: E402
-import tempfile  # noqa: E402
 import time  # noqa: E402
 import uuid  # noqa: E402
 from collections.abc import Sequence  # noqa: E402
@@ -60,10 +60,8 @@ from multiprocessing.synchronize import Event as MpEvent  # noqa: E402
 
 import numpy as np  # noqa: E402
 import sqlalchemy as sa  # noqa: E402
-from sqlalchemy.ext.asyncio import create_async_engine  # noqa: E402
-from sqlalchemy.pool import NullPool  # noqa: E402
+from tests.support.scratch_db import ScratchDatabase  # noqa: E402
 
-from facelens.adapters.store.migrate import upgrade  # noqa: E402
 from facelens.adapters.store.pg_notify import NotifyListener  # noqa: E402
 from facelens.adapters.store.sql_store import SqlStore, open_store  # noqa: E402
 from facelens.adapters.store.tables import tasks as tasks_table  # noqa: E402
@@ -74,9 +72,6 @@ from facelens.application.ports import FetchedImage  # noqa: E402
 from facelens.application.worker import Worker, WorkerConfig  # noqa: E402
 from facelens.core.domain import DecodedImage, DetectOptions, Face, NewTask  # noqa: E402
 
-PG_ADMIN_URL = os.environ.get(
-    "FACELENS_TEST_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
-)
 TINY = np.zeros((1, 1, 3), dtype=np.uint8)
 
 
@@ -139,43 +134,6 @@ async def _worker_main(
 
 
 # ---------------------------------------------------------------- databases
-
-
-async def _pg_admin(statement: str) -> None:
-    engine = create_async_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT", poolclass=NullPool)
-    try:
-        async with engine.connect() as conn:
-            await conn.execute(sa.text(statement))
-    finally:
-        await engine.dispose()
-
-
-class Database:
-    def __init__(self, kind: str) -> None:
-        self.kind = kind
-        self.name = f"facelens_bench_{uuid.uuid4().hex[:12]}"
-        self._tmp: tempfile.TemporaryDirectory[str] | None = None
-        self.url = ""
-
-    async def create(self) -> str:
-        if self.kind == "postgres":
-            await _pg_admin(f'CREATE DATABASE "{self.name}" TEMPLATE template0')
-            self.url = (
-                sa.engine.make_url(PG_ADMIN_URL)
-                .set(database=self.name)
-                .render_as_string(hide_password=False)
-            )
-        else:
-            self._tmp = tempfile.TemporaryDirectory(prefix="facelens-bench-")
-            self.url = f"sqlite+aiosqlite:///{self._tmp.name}/facelens.db"
-        await upgrade(self.url)
-        return self.url
-
-    async def drop(self) -> None:
-        if self.kind == "postgres":
-            await _pg_admin(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
-        elif self._tmp is not None:
-            self._tmp.cleanup()
 
 
 # ---------------------------------------------------------------- phases
@@ -259,7 +217,7 @@ async def run_one(
     idle_n: int,
     notify: bool = True,
 ) -> Result:
-    db = Database(kind)
+    db = ScratchDatabase(kind, "facelens_bench")
     url = await db.create()
     procs: list[mp.process.BaseProcess] = []
     ctx = mp.get_context("spawn")
