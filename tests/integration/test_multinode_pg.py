@@ -33,81 +33,39 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-import sqlalchemy as sa
-from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import create_async_engine
-from sqlalchemy.pool import NullPool
 
 from tests.support.fleet import (
     Fleet,
     account_of,
     check_books,
     completed_callbacks,
-    fleet_env,
+    pg_fleet,
     query,
-    run_async,
     small_jpeg,
-    stop_all,
     submit,
     task_body,
     wait_all_delivered,
-    wait_healthy,
 )
-from tests.support.servers import HttpServer, Reply, free_port
+from tests.support.servers import Reply
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
 FAULT_TASKS = int(os.environ.get("FACELENS_FAULT_TASKS", "1000"))
 """Tasks in the kill -9 test (the issue's 1,000 by default)."""
 
-PG_URL = os.environ.get("FACELENS_TEST_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
 LEASE_SECONDS = 3
 FAULT_DEADLINE_S = 60.0 + FAULT_TASKS * 0.4
 """Generous: about 30 ms of detection per task on 2 shared cores, plus lease expiry."""
 
 
-async def _admin(statement: str) -> None:
-    engine = create_async_engine(
-        PG_URL, isolation_level="AUTOCOMMIT", poolclass=NullPool, connect_args={"timeout": 5}
-    )
-    try:
-        async with engine.connect() as conn:
-            await conn.execute(sa.text(statement))
-    finally:
-        await engine.dispose()
-
-
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
-    try:
-        run_async(_admin("SELECT 1"))
-    except Exception as exc:
-        if os.environ.get("CI"):
-            pytest.fail(f"PostgreSQL not reachable: {exc}")
-        pytest.skip(f"PostgreSQL not reachable: {exc}")
-    name = f"facelens_multinode_{uuid.uuid4().hex[:12]}"
-    url = make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
-    image = Reply(200, {"Content-Type": "image/jpeg"}, small_jpeg())
     logs = tmp_path_factory.mktemp("multinode-logs")
-    run_async(_admin(f'CREATE DATABASE "{name}" TEMPLATE template0'))
-    try:
-        with HttpServer({"/face.jpg": image}) as images, HttpServer(default=Reply(200)) as receiver:
-            env = fleet_env(url, logs / "data", lease_seconds=str(LEASE_SECONDS))
-            ports = [free_port(), free_port()]
-            running = Fleet(url, env, ports, images.url("/face.jpg"), receiver, logs)
-            try:
-                running.cli("db", "upgrade")
-                running.apis = [
-                    running.spawn(f"api{i}", "serve", "--no-worker", port=port)
-                    for i, port in enumerate(ports)
-                ]
-                running.workers = [running.spawn(f"worker{i}", "worker") for i in range(3)]
-                wait_healthy(running)
-                yield running
-            finally:
-                stop_all(running.apis + running.workers)
-    finally:
-        run_async(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    image = ("/face.jpg", Reply(200, {"Content-Type": "image/jpeg"}, small_jpeg()))
+    with pg_fleet(
+        "facelens_multinode", logs, image, apis=2, workers=3, lease_seconds=str(LEASE_SECONDS)
+    ) as running:
+        yield running
 
 
 # ------------------------------------------------------------------ tests

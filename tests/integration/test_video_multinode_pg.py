@@ -17,7 +17,6 @@ import json
 import os
 import signal
 import time
-import uuid
 from collections import Counter
 from collections.abc import Iterator
 from fractions import Fraction
@@ -25,44 +24,25 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import sqlalchemy as sa
 from PIL import Image
-from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import create_async_engine
-from sqlalchemy.pool import NullPool
 
 from tests.support.clips import View, make_clip
 from tests.support.fleet import (
     DEV_IMAGES,
     Fleet,
     account_of,
-    fleet_env,
+    pg_fleet,
     query,
-    run_async,
-    stop_all,
     submit,
-    wait_healthy,
 )
-from tests.support.servers import HttpServer, Reply, free_port
+from tests.support.servers import Reply
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
-PG_URL = os.environ.get("FACELENS_TEST_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
 PHOTO = DEV_IMAGES / "WIDER_val" / "images" / "19--Couple" / "19_Couple_Couple_19_1014.jpg"
 SECONDS = 8
 INTERVAL_MS = 200
 FRAMES = SECONDS * 1000 // INTERVAL_MS  # 25 fps: every grid point is a frame
-
-
-async def _admin(statement: str) -> None:
-    engine = create_async_engine(
-        PG_URL, isolation_level="AUTOCOMMIT", poolclass=NullPool, connect_args={"timeout": 5}
-    )
-    try:
-        async with engine.connect() as conn:
-            await conn.execute(sa.text(statement))
-    finally:
-        await engine.dispose()
 
 
 def still_clip(path: Path) -> bytes:
@@ -76,35 +56,14 @@ def still_clip(path: Path) -> bytes:
 
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[Fleet]:
-    try:
-        run_async(_admin("SELECT 1"))
-    except Exception as exc:
-        if os.environ.get("CI"):
-            pytest.fail(f"PostgreSQL not reachable: {exc}")
-        pytest.skip(f"PostgreSQL not reachable: {exc}")
     if not PHOTO.is_file():
         pytest.skip(f"dev photo not found: {PHOTO}")
-    name = f"facelens_video_{uuid.uuid4().hex[:12]}"
-    url = make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
-    clip = Reply(200, {"Content-Type": "video/mp4"}, still_clip(tmp_path / "clip.mp4"))
+    clip = ("/clip.mp4", Reply(200, {"Content-Type": "video/mp4"}, still_clip(tmp_path / "c.mp4")))
     logs = tmp_path / "logs"
     logs.mkdir()
-    run_async(_admin(f'CREATE DATABASE "{name}" TEMPLATE template0'))
-    try:
-        with HttpServer({"/clip.mp4": clip}) as videos, HttpServer(default=Reply(200)) as hook:
-            env = fleet_env(url, logs / "data", lease_seconds="3", video_segment_seconds="1")
-            port = free_port()
-            running = Fleet(url, env, [port], videos.url("/clip.mp4"), hook, logs)
-            try:
-                running.cli("db", "upgrade")
-                running.apis = [running.spawn("api0", "serve", "--no-worker", port=port)]
-                running.workers = [running.spawn(f"worker{i}", "worker") for i in range(3)]
-                wait_healthy(running)
-                yield running
-            finally:
-                stop_all(running.apis + running.workers)
-    finally:
-        run_async(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    settings = {"lease_seconds": "3", "video_segment_seconds": "1"}
+    with pg_fleet("facelens_video", logs, clip, apis=1, workers=3, **settings) as running:
+        yield running
 
 
 def test_worker_killed_mid_segment_one_start_one_complete(cluster: Fleet) -> None:

@@ -18,6 +18,7 @@ credits charged == tasks - refunds, ledger sum == balance.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import os
 import signal
@@ -26,6 +27,7 @@ import sys
 import time
 import uuid
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,10 +35,11 @@ from typing import Any
 import httpx
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
-from tests.support.servers import HttpServer
+from tests.support.servers import HttpServer, Reply, free_port
 
 DEV_IMAGES = Path(__file__).resolve().parents[2] / ".." / "shared" / "eval" / "widerface-dev"
 START_DEADLINE_S = 90.0
@@ -183,6 +186,63 @@ def wait_healthy(fleet: Fleet) -> None:
                 pass
             assert time.monotonic() < deadline, f"API on {port} not up\n{fleet.log_tails()}"
             time.sleep(0.2)
+
+
+PG_URL = os.environ.get("FACELENS_TEST_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
+
+
+async def _pg_admin(statement: str) -> None:
+    engine = create_async_engine(
+        PG_URL, isolation_level="AUTOCOMMIT", poolclass=NullPool, connect_args={"timeout": 5}
+    )
+    try:
+        async with engine.connect() as conn:
+            await conn.execute(sa.text(statement))
+    finally:
+        await engine.dispose()
+
+
+@contextlib.contextmanager
+def pg_fleet(
+    name_prefix: str,
+    logs: Path,
+    media: tuple[str, Reply],
+    apis: int,
+    workers: int,
+    **settings: str,
+) -> Iterator[Fleet]:
+    """A started fleet on a PostgreSQL database of its own: `media` (path, reply) served
+    on loopback as the fleet's image URL, a callback receiver that answers 200, `apis`
+    API-only nodes and `workers` workers with `settings`. Skips when the server is down
+    (fails under CI); stops every process and drops the database afterwards."""
+    try:
+        run_async(_pg_admin("SELECT 1"))
+    except Exception as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"PostgreSQL not reachable: {exc}")
+        pytest.skip(f"PostgreSQL not reachable: {exc}")
+    name = f"{name_prefix}_{uuid.uuid4().hex[:12]}"
+    url = make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
+    path, reply = media
+    run_async(_pg_admin(f'CREATE DATABASE "{name}" TEMPLATE template0'))
+    try:
+        with HttpServer({path: reply}) as host, HttpServer(default=Reply(200)) as receiver:
+            env = fleet_env(url, logs / "data", **settings)
+            ports = [free_port() for _ in range(apis)]
+            running = Fleet(url, env, ports, host.url(path), receiver, logs)
+            try:
+                running.cli("db", "upgrade")
+                running.apis = [
+                    running.spawn(f"api{i}", "serve", "--no-worker", port=port)
+                    for i, port in enumerate(ports)
+                ]
+                running.workers = [running.spawn(f"worker{i}", "worker") for i in range(workers)]
+                wait_healthy(running)
+                yield running
+            finally:
+                stop_all(running.apis + running.workers)
+    finally:
+        run_async(_pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 def submit(port: int, key: str, body: dict[str, Any]) -> dict[str, Any]:
